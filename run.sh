@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The project's entry point. Creates .venv with the pinned environment on first use, then:
+#   bash run.sh demo            the whole study on the embedded demo data (results/)
+#   bash run.sh test            the test suite (what CI runs, via .ci/run)
+#   bash run.sh snakemake ARGS  any snakemake command inside the environment
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+VENV=.venv
+STAMP="$VENV/.installed"
+
+find_python() {
+    for candidate in "${PYTHON:-}" python3.11 python3; do
+        if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+            echo "$candidate"
+            return
+        fi
+    done
+    echo "run.sh: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2
+    exit 1
+}
+
+ensure_env() {
+    local want
+    want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+    if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+        return
+    fi
+    echo "run.sh: installing the pinned environment into $VENV (first run only) ..." >&2
+    rm -rf "$VENV"
+    "$(find_python)" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -r requirements.lock
+    "$VENV/bin/python" -m pip install --quiet --no-deps -e .
+    echo "$want" >"$STAMP"
+}
+
+command=${1:-help}
+[ $# -gt 0 ] && shift
+case "$command" in
+demo)
+    ensure_env
+    exec "$VENV/bin/snakemake" --profile workflow/profiles/default \
+        --configfile config/demo.yaml "$@"
+    ;;
+test)
+    ensure_env
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+snakemake)
+    ensure_env
+    exec "$VENV/bin/snakemake" "$@"
+    ;;
+*)
+    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    [ "$command" = help ]
+    ;;
+esac

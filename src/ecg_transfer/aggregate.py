@@ -1,0 +1,340 @@
+"""Turn the per-job ``metrics.csv`` logs into the study's tables and learning-curve figures.
+
+Every training job (pretraining on an upstream set, fine-tuning a pretrained model on a
+downstream set, or training from scratch on it) logs one row per epoch. The paper reports, for
+each job, the best test F1 over epochs; the tables here do the same so the numbers are
+comparable, and say in their header why that flatters them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ecg_transfer.models import ARCHITECTURES
+
+__all__ = ["METRICS_COLUMNS", "REGIMES", "SUMMARY_COLUMNS", "collect", "plot_curves",
+           "write_tables"]
+
+#: Columns every training job's ``metrics.csv`` must have (it may have more).
+METRICS_COLUMNS = ("epoch", "train_loss", "test_loss", "test_f1", "seconds", "baseline_f1")
+REGIMES = ("scratch", "finetune", "pretrain")
+#: Columns of :func:`collect`'s result, in order.
+SUMMARY_COLUMNS = (
+    "downstream", "arch", "regime", "upstream", "seed",
+    "best_test_f1", "best_epoch", "final_test_f1", "epochs", "baseline_f1",
+)
+_JOB_KEYS = ("regime", "upstream", "downstream", "arch", "seed", "metrics")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+_HEADER = """\
+# Weighted F1: fine-tuning vs training from scratch
+
+Each value is the **best test F1 over epochs**, which is how the paper selects its numbers.
+That selection is made on the test set itself, so every number here (scratch and fine-tuned
+alike) is optimistically biased; read them as the paper's protocol, not as held-out estimates.
+
+* F1 is the support-weighted F1 over classes at a 0.5 probability threshold.
+* With several seeds a cell reads `mean ± std` (sample std over seeds).
+* `ft:<upstream>` is fine-tuned from a model pretrained on `<upstream>`;
+  `Δ <upstream>` is its mean minus the scratch mean (positive: transfer helped).
+* `constant baseline` is the best weighted F1 of a predictor that ignores the ECG
+  (all-negative, all-positive or train-majority per class) on the same test split.
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def _read_metrics(path: Path) -> pd.DataFrame:
+    """Read and check one job's log; every defect is reported with the file's path."""
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: metrics file does not exist") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read metrics file ({err})") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable metrics CSV ({err})") from None
+    missing = [c for c in METRICS_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column(s) {missing}; expected at least {list(METRICS_COLUMNS)}"
+        )
+    if df.empty:
+        raise ValueError(f"{path}: has a header but no epochs")
+    for col in METRICS_COLUMNS:
+        values = pd.to_numeric(df[col], errors="coerce")
+        if values.isna().any():
+            row = int(values.isna().to_numpy().argmax()) + 2  # 1-based, after the header
+            raise ValueError(f"{path}: column {col!r} has a missing or non-numeric value "
+                             f"on line {row}")
+        df[col] = values
+    if not np.array_equal(df["epoch"].to_numpy(), np.arange(1, len(df) + 1)):
+        raise ValueError(f"{path}: column 'epoch' must be 1, 2, ..., {len(df)} in order "
+                         "(one row per epoch; a restarted job may have appended twice)")
+    for col in ("test_f1", "baseline_f1"):
+        if not df[col].between(0.0, 1.0).all():
+            raise ValueError(f"{path}: column {col!r} must lie in [0, 1] (a fraction, not %)")
+    if df["baseline_f1"].nunique() != 1:
+        raise ValueError(f"{path}: column 'baseline_f1' must hold the same value on every row")
+    df["epoch"] = df["epoch"].astype(int)
+    return df
+
+
+def _check_job(job: Mapping[str, object], index: int) -> dict[str, object]:
+    """Validate one job description and normalise ``upstream`` (pretrain: the dataset itself)."""
+    missing = [k for k in _JOB_KEYS if k not in job]
+    if missing:
+        raise ValueError(f"job {index}: missing key(s) {missing}; expected {list(_JOB_KEYS)}")
+    regime, upstream, downstream = job["regime"], job["upstream"], job["downstream"]
+    if regime not in REGIMES:
+        raise ValueError(f"job {index}: regime is {regime!r}, expected one of {list(REGIMES)}")
+    if regime == "scratch" and upstream is not None:
+        raise ValueError(f"job {index}: a scratch job has no upstream, got {upstream!r}")
+    if regime == "finetune" and not isinstance(upstream, str):
+        raise ValueError(f"job {index}: a finetune job needs an upstream dataset name")
+    if regime == "pretrain":
+        if upstream not in (None, downstream):
+            raise ValueError(f"job {index}: a pretrain job's upstream must be its dataset "
+                             f"{downstream!r} (or None), got {upstream!r}")
+        upstream = downstream
+    seed = job["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"job {index}: seed must be an integer, got {seed!r}")
+    return {**job, "upstream": upstream, "seed": int(seed)}
+
+
+def _normalise_jobs(jobs: Sequence[Mapping[str, object]] | pd.DataFrame) -> list[dict]:
+    if isinstance(jobs, pd.DataFrame):
+        records = jobs.astype(object).where(jobs.notna(), None).to_dict("records")
+    else:
+        records = list(jobs)
+    checked = [_check_job(job, i) for i, job in enumerate(records)]
+    seen: dict[tuple, int] = {}
+    for i, job in enumerate(checked):
+        key = tuple(job[k] for k in ("downstream", "arch", "regime", "upstream", "seed"))
+        if key in seen:
+            raise ValueError(f"jobs {seen[key]} and {i} are the same job {key}")
+        seen[key] = i
+    return checked
+
+
+def collect(jobs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """One summary row per job, in the order given (see :data:`SUMMARY_COLUMNS`).
+
+    ``best_epoch`` is the first epoch reaching the best test F1, so ties resolve towards
+    shorter training, like an early-stopping rule would.
+    """
+    rows = []
+    for job in _normalise_jobs(jobs):
+        log = _read_metrics(Path(str(job["metrics"])))
+        best = int(log["test_f1"].to_numpy().argmax())  # first maximum
+        rows.append({
+            "downstream": job["downstream"],
+            "arch": job["arch"],
+            "regime": job["regime"],
+            "upstream": job["upstream"],
+            "seed": job["seed"],
+            "best_test_f1": float(log["test_f1"].iloc[best]),
+            "best_epoch": int(log["epoch"].iloc[best]),
+            "final_test_f1": float(log["test_f1"].iloc[-1]),
+            "epochs": len(log),
+            "baseline_f1": float(log["baseline_f1"].iloc[0]),
+        })
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same directory, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _arch_order(archs: Sequence[str]) -> list[str]:
+    """Registry order for the study's architectures, then any others alphabetically."""
+    present = set(archs)
+    known = [a for a in ARCHITECTURES if a in present]
+    return known + sorted(present - set(known))
+
+
+def _cell(values: pd.Series) -> str:
+    if values.empty:
+        return "—"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.3f}"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _downstream_section(df: pd.DataFrame, downstream: str) -> str:
+    upstreams = sorted(df.loc[df["regime"] == "finetune", "upstream"].unique())
+    header = ["arch", "scratch"]
+    for up in upstreams:
+        header += [f"ft:{up}", f"Δ {up}"]
+    header.append("constant baseline")
+    rows = []
+    for arch in _arch_order(df["arch"].tolist()):
+        sub = df[df["arch"] == arch]
+        scratch = sub.loc[sub["regime"] == "scratch", "best_test_f1"]
+        row = [arch, _cell(scratch)]
+        for up in upstreams:
+            ft = sub.loc[(sub["regime"] == "finetune") & (sub["upstream"] == up), "best_test_f1"]
+            delta = "—" if ft.empty or scratch.empty else f"{ft.mean() - scratch.mean():+.3f}"
+            row += [_cell(ft), delta]
+        row.append(f"{sub['baseline_f1'].mean():.3f}")
+        rows.append(row)
+    seeds = ", ".join(str(s) for s in sorted(df["seed"].unique()))
+    return f"## {downstream}\n\nSeeds: {seeds}.\n\n{_markdown_table(header, rows)}\n"
+
+
+def _pretrain_section(df: pd.DataFrame) -> str:
+    datasets = sorted(df["downstream"].unique())
+    rows = []
+    for arch in _arch_order(df["arch"].tolist()):
+        sub = df[df["arch"] == arch]
+        rows.append([arch] + [_cell(sub.loc[sub["downstream"] == d, "best_test_f1"])
+                              for d in datasets])
+    rows.append(["constant baseline"] + [
+        f"{df.loc[df['downstream'] == d, 'baseline_f1'].mean():.3f}" for d in datasets
+    ])
+    return (
+        "## Upstream pretraining\n\n"
+        "Best test F1 over epochs of the models that the fine-tuned ones start from, "
+        "on each upstream dataset's own test split.\n\n"
+        f"{_markdown_table(['arch'] + datasets, rows)}\n"
+    )
+
+
+def write_tables(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike
+                 ) -> None:
+    """Write :func:`collect`'s rows as ``csv_path`` and the per-dataset comparison as ``md_path``.
+
+    The CSV keeps every job (``regime`` tells pretraining apart) sorted into a stable order so
+    reruns diff cleanly. The markdown has one table per downstream dataset and a separate
+    section for pretraining, whose test splits are not the downstream ones.
+    """
+    missing = [c for c in SUMMARY_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"summary table lacks column(s) {missing}; pass collect()'s result")
+    order = {a: i for i, a in enumerate(_arch_order(df["arch"].tolist()))}
+    table = df.loc[:, list(SUMMARY_COLUMNS)].copy()
+    table["_regime"] = table["regime"].map({r: i for i, r in enumerate(REGIMES)})
+    table["_arch"] = table["arch"].map(order)
+    table["_upstream"] = table["upstream"].fillna("")
+    table = (table.sort_values(["_regime", "downstream", "_arch", "_upstream", "seed"],
+                               kind="stable")
+             .drop(columns=["_regime", "_arch", "_upstream"]))
+    _atomic_write_bytes(Path(csv_path), table.to_csv(index=False, float_format="%.6g").encode())
+
+    transfer = table[table["regime"].isin(("scratch", "finetune"))]
+    sections = [_HEADER]
+    sections += [_downstream_section(transfer[transfer["downstream"] == d], d)
+                 for d in sorted(transfer["downstream"].unique())]
+    pretrain = table[table["regime"] == "pretrain"]
+    if not pretrain.empty:
+        sections.append(_pretrain_section(pretrain))
+    _atomic_write_bytes(Path(md_path), "\n".join(sections).encode())
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+
+
+def _mean_curve(logs: list[pd.DataFrame]) -> pd.Series:
+    """Mean test F1 per epoch over seeds (epochs some seeds lack average the others)."""
+    return pd.concat(logs).groupby("epoch")["test_f1"].mean()
+
+
+def plot_curves(jobs: Sequence[Mapping[str, object]] | pd.DataFrame,
+                out_dir: str | os.PathLike) -> list[Path]:
+    """Test-F1 learning curves, one figure per downstream dataset, one panel per architecture.
+
+    Takes the job descriptions (as for :func:`collect`, a list of dicts or a DataFrame of them),
+    not the summary, because curves need every epoch. Pretraining jobs are skipped: they have
+    no scratch counterpart to compare with. Returns the written paths, sorted by dataset.
+    Figures are drawn on an Agg canvas without pyplot, so no global backend is touched.
+    """
+    checked = [j for j in _normalise_jobs(jobs) if j["regime"] != "pretrain"]
+    for job in checked:
+        job["log"] = _read_metrics(Path(str(job["metrics"])))
+    out_dir = Path(out_dir)
+    upstreams = sorted({str(j["upstream"]) for j in checked if j["regime"] == "finetune"})
+    colours = {up: f"C{i % 10}" for i, up in enumerate(upstreams)}
+    written = []
+    for downstream in sorted({str(j["downstream"]) for j in checked}):
+        if not _SAFE_NAME.match(downstream):
+            raise ValueError(f"dataset name {downstream!r} is not usable in a file name")
+        ds_jobs = [j for j in checked if j["downstream"] == downstream]
+        archs = _arch_order([str(j["arch"]) for j in ds_jobs])
+        ncols = min(3, len(archs))
+        nrows = math.ceil(len(archs) / ncols)
+        fig = Figure(figsize=(4.5 * ncols, 3.4 * nrows), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, arch in zip(axes, archs, strict=False):
+            panel = [j for j in ds_jobs if j["arch"] == arch]
+            scratch = [j["log"] for j in panel if j["regime"] == "scratch"]
+            if scratch:
+                curve = _mean_curve(scratch)
+                ax.plot(curve.index, curve.to_numpy(), color="black", linewidth=2.5,
+                        label="scratch")
+            for up in upstreams:
+                logs = [j["log"] for j in panel if j["upstream"] == up]
+                if logs:
+                    curve = _mean_curve(logs)
+                    ax.plot(curve.index, curve.to_numpy(), color=colours[up], linewidth=1.3,
+                            label=f"fine-tuned from {up}")
+            baseline = float(np.mean([j["log"]["baseline_f1"].iloc[0] for j in panel]))
+            ax.axhline(baseline, color="grey", linestyle="--", linewidth=1,
+                       label="constant predictor")
+            ax.set_title(arch)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("test F1 (weighted)")
+            ax.legend(fontsize="small")
+        for ax in axes[len(archs):]:
+            ax.set_visible(False)
+        fig.suptitle(f"{downstream}: test F1 per epoch (mean over seeds)")
+        path = out_dir / f"curves_{downstream}.png"
+        _write_figure(fig, path)
+        written.append(path)
+    return written
+
+
+def _write_figure(fig: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,75 @@
+"""The paper's score (support-weighted F1 of multi-label predictions) and a floor to compare it to.
+
+The paper's ``pretrain/eval.py`` rounds sigmoid outputs, computes a binary F1 per class and
+averages with weights equal to each class's positive count on the test set; that is exactly
+scikit-learn's ``average="weighted"``, used here so the definition is one well-known call.
+(``np.round`` sends an output of exactly 0.5 to 0, here it counts as positive; only exact ties
+differ.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+__all__ = ["constant_baseline_f1", "weighted_f1"]
+
+
+def _labels(y: np.ndarray, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (records, classes) array, got shape {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{name} must hold only 0/1 (or bool) labels")
+    return y.astype(np.int8)
+
+
+def weighted_f1(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5) -> float:
+    """Support-weighted F1 of ``y_prob >= threshold`` against multi-hot ``y_true``.
+
+    ``y_prob`` must be probabilities (sigmoid outputs), not logits: thresholding logits at 0.5
+    would silently mean a probability threshold of about 0.62, so values outside [0, 1] are
+    rejected. Classes with no positives and no predictions score 0 and weigh 0.
+    """
+    y_true = _labels(y_true, "y_true")
+    y_prob = np.asarray(y_prob, dtype=np.float64)
+    if y_prob.shape != y_true.shape:
+        raise ValueError(f"y_prob has shape {y_prob.shape}, y_true has shape {y_true.shape}")
+    if np.isnan(y_prob).any():
+        raise ValueError("y_prob contains NaN")
+    if y_prob.size and (y_prob.min() < 0.0 or y_prob.max() > 1.0):
+        raise ValueError(
+            "y_prob must be probabilities in [0, 1] (apply a sigmoid to logits first), "
+            f"got range [{y_prob.min():.3g}, {y_prob.max():.3g}]"
+        )
+    y_pred = (y_prob >= threshold).astype(np.int8)
+    return float(f1_score(y_true, y_pred, average="weighted", zero_division=0))
+
+
+def constant_baseline_f1(y_train: np.ndarray, y_test: np.ndarray) -> float:
+    """Best weighted F1 on ``y_test`` of a predictor that ignores the ECG.
+
+    Candidates: all-negative, all-positive, and each class's majority label on ``y_train``
+    (positive where more than half the training records are). A model that does not beat this
+    has learnt nothing from the signal, whatever its F1 looks like; with skewed multi-label sets
+    the all-positive predictor alone can reach a weighted F1 well above 0.5.
+
+    Since F1 only rewards positives, all-positive is never beaten per class by another constant;
+    the other candidates are kept so the claim "beats every constant predictor" needs no proof.
+    """
+    y_train = _labels(y_train, "y_train")
+    y_test = _labels(y_test, "y_test")
+    if y_train.shape[1] != y_test.shape[1]:
+        raise ValueError(
+            f"y_train has {y_train.shape[1]} classes, y_test has {y_test.shape[1]}"
+        )
+    if len(y_train) == 0:
+        raise ValueError("y_train has no records; the majority predictor is undefined")
+    n = len(y_test)
+    majority = (y_train.mean(axis=0) > 0.5).astype(np.float64)
+    candidates = (
+        np.zeros(y_test.shape),
+        np.ones(y_test.shape),
+        np.broadcast_to(majority, (n, y_test.shape[1])),
+    )
+    return max(weighted_f1(y_test, c) for c in candidates)

@@ -1,0 +1,328 @@
+"""The six architectures of the study, behind one registry.
+
+The definitions follow the paper's code (github.com/cuongvng/transfer-learning-ecg-diagnosis,
+``pretrain/resnet50.py``, ``downstream/resnet1d18.py``, ``pretrain/lstm.py``,
+``downstream/gru.py``) so that parameter counts and initialisation match what was trained there.
+Deliberate differences, none of which changes the function computed:
+
+* inputs are ``(batch, n_leads, n_samples)`` float32 for every model (the paper fed
+  ``(batch, n_samples, n_leads)`` float64 and permuted inside the ResNets);
+* the paper's RNNs pass ``dropout=0.3`` to a one-layer ``nn.LSTM``/``nn.GRU``, where PyTorch
+  ignores it (it only acts between stacked layers), so it is left out here;
+* the paper's explicit zero initial states are PyTorch's default, so they are left out too.
+
+Fine-tuning in the paper replaces exactly one layer (``fc2`` of the ResNets, ``fc`` of the RNNs,
+called ``head`` here). Each model class names that layer in ``head_name`` so that
+:func:`replace_head` and :func:`head_parameters` work for any registered architecture, including
+ones added by users with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "ARCHITECTURES",
+    "build",
+    "head_parameters",
+    "register",
+    "registered",
+    "replace_head",
+]
+
+#: A builder takes ``(n_classes, n_leads, n_samples)`` and returns a freshly initialised model.
+Builder = Callable[[int, int, int], nn.Module]
+
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    """Add an architecture under ``name``, so that config files can refer to it by name.
+
+    The builder's model must set a class attribute ``head_name`` naming its last ``nn.Linear``
+    (the layer fine-tuning replaces). Registering a name twice is an error rather than a silent
+    override, because two modules fighting over a name would change results without a trace.
+    """
+
+    def decorator(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"architecture {name!r} is already registered")
+        _REGISTRY[name] = builder
+        return builder
+
+    return decorator
+
+
+def registered() -> tuple[str, ...]:
+    """Names registered so far, in registration order (built-ins first, then user additions)."""
+    return tuple(_REGISTRY)
+
+
+def build(name: str, n_classes: int, n_leads: int = 12, n_samples: int = 1000) -> nn.Module:
+    """Build a freshly initialised model by registry name.
+
+    ``n_samples`` matters only for architectures whose head sees every time step (the RNNs);
+    the ResNets pool over time and accept any length.
+    """
+    try:
+        builder = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown architecture {name!r}; known architectures: {', '.join(_REGISTRY)}"
+        ) from None
+    for arg, value in (("n_classes", n_classes), ("n_leads", n_leads), ("n_samples", n_samples)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    model = builder(n_classes, n_leads, n_samples)
+    _head(model)  # fail at build time, not at fine-tuning time, if the head is not declared
+    return model
+
+
+def _head(model: nn.Module) -> nn.Linear:
+    name = getattr(model, "head_name", None)
+    if not isinstance(name, str):
+        raise TypeError(
+            f"{type(model).__name__} has no 'head_name' class attribute naming its output layer"
+        )
+    layer = getattr(model, name, None)
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(
+            f"{type(model).__name__}.{name} (its head_name) is {type(layer).__name__}, "
+            "expected nn.Linear"
+        )
+    return layer
+
+
+def replace_head(model: nn.Module, n_classes: int) -> nn.Module:
+    """Swap the output layer for a freshly initialised one with ``n_classes`` outputs, in place.
+
+    This is the paper's fine-tuning step: the whole pretrained network is kept except the layer
+    whose size depends on the upstream label set. The new layer uses PyTorch's default
+    ``nn.Linear`` initialisation (as the paper did) and the old layer's device and dtype. Returns
+    ``model`` for chaining.
+    """
+    if not isinstance(n_classes, int) or n_classes < 1:
+        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    old = _head(model)
+    new = nn.Linear(
+        old.in_features,
+        n_classes,
+        bias=old.bias is not None,
+        device=old.weight.device,
+        dtype=old.weight.dtype,
+    )
+    setattr(model, model.head_name, new)
+    return model
+
+
+def head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters of the output layer, for optimisers that train only the head (linear probe)."""
+    return list(_head(model).parameters())
+
+
+# --------------------------------------------------------------------------------------------
+# ResNets: torchvision's ResNet (v1.5: stride on the 3x3 conv of the bottleneck) with Conv1d.
+
+
+def _conv3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv1d:
+    return nn.Conv1d(in_ch, out_ch, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def _conv1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv1d:
+    return nn.Conv1d(in_ch, out_ch, kernel_size=1, stride=stride, bias=False)
+
+
+class BasicBlock1d(nn.Module):
+    """Two 3-tap convolutions with a skip connection (ResNet-18/34 block)."""
+
+    expansion: ClassVar[int] = 1
+
+    def __init__(
+        self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        self.conv1 = _conv3(in_ch, planes, stride)
+        self.bn1 = nn.BatchNorm1d(planes)
+        self.conv2 = _conv3(planes, planes)
+        self.bn2 = nn.BatchNorm1d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck1d(nn.Module):
+    """1-3-1 bottleneck with 4x expansion (ResNet-50/101 block), stride on the 3-tap conv."""
+
+    expansion: ClassVar[int] = 4
+
+    def __init__(
+        self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        self.conv1 = _conv1(in_ch, planes)
+        self.bn1 = nn.BatchNorm1d(planes)
+        self.conv2 = _conv3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm1d(planes)
+        self.conv3 = _conv1(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm1d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet1d(nn.Module):
+    """1-D ResNet with the paper's two-layer head (``fc1`` -> ReLU -> ``fc2``).
+
+    ``fc1`` gives a 512-d embedding whatever the block type; only ``fc2`` depends on the label
+    set, so it is the layer fine-tuning replaces.
+    """
+
+    head_name: ClassVar[str] = "fc2"
+    embedding_size: ClassVar[int] = 512
+
+    def __init__(
+        self,
+        block: type[BasicBlock1d | Bottleneck1d],
+        layers: tuple[int, int, int, int],
+        n_classes: int,
+        n_leads: int = 12,
+    ) -> None:
+        super().__init__()
+        self._in_ch = 64
+        self.conv1 = nn.Conv1d(n_leads, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm1d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool1d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, 64, layers[0], stride=1)
+        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool1d(1)
+        self.fc1 = nn.Linear(512 * block.expansion, self.embedding_size)
+        self.fc2 = nn.Linear(self.embedding_size, n_classes)
+
+        # torchvision's initialisation; Linear layers keep PyTorch's default, as there.
+        for m in self.modules():
+            if isinstance(m, nn.Conv1d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm1d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+    def _make_layer(
+        self,
+        block: type[BasicBlock1d | Bottleneck1d],
+        planes: int,
+        n_blocks: int,
+        stride: int,
+    ) -> nn.Sequential:
+        out_ch = planes * block.expansion
+        downsample = None
+        if stride != 1 or self._in_ch != out_ch:
+            downsample = nn.Sequential(_conv1(self._in_ch, out_ch, stride), nn.BatchNorm1d(out_ch))
+        blocks = [block(self._in_ch, planes, stride, downsample)]
+        self._in_ch = out_ch
+        blocks += [block(out_ch, planes) for _ in range(1, n_blocks)]
+        return nn.Sequential(*blocks)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The 512-d ``fc1`` output (before its ReLU), the representation transferred."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc1(torch.flatten(self.avgpool(x), 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(torch.relu(self.embed(x)))
+
+
+@register("resnet1d18")
+def _resnet1d18(n_classes: int, n_leads: int, n_samples: int) -> nn.Module:
+    return ResNet1d(BasicBlock1d, (2, 2, 2, 2), n_classes, n_leads)
+
+
+@register("resnet1d50")
+def _resnet1d50(n_classes: int, n_leads: int, n_samples: int) -> nn.Module:
+    return ResNet1d(Bottleneck1d, (3, 4, 6, 3), n_classes, n_leads)
+
+
+@register("resnet1d101")
+def _resnet1d101(n_classes: int, n_leads: int, n_samples: int) -> nn.Module:
+    return ResNet1d(Bottleneck1d, (3, 4, 23, 3), n_classes, n_leads)
+
+
+# --------------------------------------------------------------------------------------------
+# RNNs: one recurrent layer, then a linear layer over the flattened outputs of all time steps.
+
+
+class RecurrentClassifier(nn.Module):
+    """One-layer LSTM/GRU whose every time step's output feeds the linear head.
+
+    Because the head sees all ``n_samples`` steps, the model is tied to one input length: the
+    head alone holds ``n_samples * hidden * directions * n_classes`` weights (about 92% of the
+    LSTM's parameters at 1000 samples and 5 classes), and fine-tuning discards it.
+    """
+
+    head_name: ClassVar[str] = "head"
+
+    def __init__(
+        self,
+        cell: type[nn.LSTM | nn.GRU],
+        n_classes: int,
+        n_leads: int = 12,
+        n_samples: int = 1000,
+        hidden_size: int = 100,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        self.n_samples = n_samples
+        self.rnn = cell(
+            input_size=n_leads,
+            hidden_size=hidden_size,
+            batch_first=True,
+            bidirectional=bidirectional,
+        )
+        directions = 2 if bidirectional else 1
+        self.head = nn.Linear(n_samples * hidden_size * directions, n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.n_samples:
+            raise ValueError(
+                f"{type(self).__name__} was built for {self.n_samples} samples per record, "
+                f"got input of shape {tuple(x.shape)}"
+            )
+        out, _ = self.rnn(x.transpose(1, 2))
+        return self.head(torch.flatten(out, 1))
+
+
+@register("lstm")
+def _lstm(n_classes: int, n_leads: int, n_samples: int) -> nn.Module:
+    return RecurrentClassifier(nn.LSTM, n_classes, n_leads, n_samples)
+
+
+@register("bilstm")
+def _bilstm(n_classes: int, n_leads: int, n_samples: int) -> nn.Module:
+    return RecurrentClassifier(nn.LSTM, n_classes, n_leads, n_samples, bidirectional=True)
+
+
+@register("gru")
+def _gru(n_classes: int, n_leads: int, n_samples: int) -> nn.Module:
+    return RecurrentClassifier(nn.GRU, n_classes, n_leads, n_samples)
+
+
+#: The study's architectures, in the order tables and figures list them.
+ARCHITECTURES: tuple[str, ...] = registered()

@@ -1,0 +1,71 @@
+# Training: pretrain upstream, then fine-tune every pretrained model downstream and train the
+# same architecture from scratch. Each rule's params carry exactly the config values it uses, so
+# a config change re-runs only the jobs it affects. gpu=1 only counts GPUs for the scheduler
+# (`--resources gpu=N`); on a machine without a GPU and without that flag it limits nothing.
+
+
+rule pretrain:
+    input:
+        shard="results/shards/{upstream}.h5",
+    output:
+        checkpoint="results/pretrain/{upstream}/{arch}/seed{seed}/model.pt",
+        sidecar="results/pretrain/{upstream}/{arch}/seed{seed}/model.json",
+        metrics="results/pretrain/{upstream}/{arch}/seed{seed}/metrics.csv",
+    params:
+        stage=stage_params("pretrain"),
+        init_from="scratch",
+        code_version=CODE_VERSION,
+    threads: 1
+    resources:
+        gpu=1,
+    log:
+        "logs/pretrain/{upstream}/{arch}/seed{seed}.log",
+    benchmark:
+        "benchmarks/pretrain/{upstream}/{arch}/seed{seed}.tsv"
+    script:
+        "../scripts/train.py"
+
+
+rule finetune:
+    input:
+        shard="results/shards/{downstream}.h5",
+        pretrained=rules.pretrain.output.checkpoint,
+    output:
+        checkpoint="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/model.pt",
+        sidecar="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/model.json",
+        metrics="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/metrics.csv",
+    params:
+        stage=stage_params("finetune"),
+        init_from="pretrained",
+        code_version=CODE_VERSION,
+    threads: 1
+    resources:
+        gpu=1,
+    log:
+        "logs/finetune/{upstream}/{downstream}/{arch}/seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune/{upstream}/{downstream}/{arch}/seed{seed}.tsv"
+    script:
+        "../scripts/train.py"
+
+
+rule train_scratch:
+    input:
+        shard="results/shards/{downstream}.h5",
+    output:
+        checkpoint="results/scratch/{downstream}/{arch}/seed{seed}/model.pt",
+        sidecar="results/scratch/{downstream}/{arch}/seed{seed}/model.json",
+        metrics="results/scratch/{downstream}/{arch}/seed{seed}/metrics.csv",
+    params:
+        stage=stage_params("scratch"),
+        init_from="scratch",
+        code_version=CODE_VERSION,
+    threads: 1
+    resources:
+        gpu=1,
+    log:
+        "logs/train_scratch/{downstream}/{arch}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train_scratch/{downstream}/{arch}/seed{seed}.tsv"
+    script:
+        "../scripts/train.py"
