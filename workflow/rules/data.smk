@@ -8,6 +8,8 @@ rule make_demo_archive:
         n_records=demo_records,
         seed=config.get("demo", {}).get("seed", 0),
         code_version=CODE_VERSION,
+    conda:
+        "../../envs/study.yaml"
     log:
         "logs/make_demo_archive/{dataset}.{fmt}.log",
     script:
@@ -24,6 +26,8 @@ rule download:
         md5=dataset_md5,
         sha256=dataset_sha256,
     retries: 2
+    conda:
+        "../../envs/study.yaml"
     log:
         "logs/download/{dataset}.log",
     script:
@@ -35,6 +39,8 @@ rule extract:
         rules.download.output,
     output:
         directory("resources/raw/{dataset}"),
+    conda:
+        "../../envs/study.yaml"
     log:
         "logs/extract/{dataset}.log",
     script:
@@ -50,6 +56,8 @@ rule make_shards:
         preprocess=preprocess_params,
         split=split_params,
         code_version=CODE_VERSION,
+    conda:
+        "../../envs/study.yaml"
     log:
         "logs/make_shards/{dataset}.log",
     benchmark:

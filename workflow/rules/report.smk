@@ -9,6 +9,8 @@ rule aggregate:
         md=report("results/tables/f1.md", category="Tables"),
     params:
         jobs=training_jobs(),
+    conda:
+        "../../envs/study.yaml"
     log:
         "logs/aggregate/aggregate.log",
     script:
@@ -25,6 +27,8 @@ rule plot_curves:
         ),
     params:
         jobs=training_jobs(),
+    conda:
+        "../../envs/study.yaml"
     log:
         "logs/plot_curves/plot_curves.log",
     script:

@@ -18,6 +18,8 @@ rule pretrain:
     threads: 1
     resources:
         gpu=1,
+    conda:
+        "../../envs/study.yaml"
     log:
         "logs/pretrain/{upstream}/{arch}/seed{seed}.log",
     benchmark:
@@ -41,6 +43,8 @@ rule finetune:
     threads: 1
     resources:
         gpu=1,
+    conda:
+        "../../envs/study.yaml"
     log:
         "logs/finetune/{upstream}/{downstream}/{arch}/seed{seed}.log",
     benchmark:
@@ -63,6 +67,8 @@ rule train_scratch:
     threads: 1
     resources:
         gpu=1,
+    conda:
+        "../../envs/study.yaml"
     log:
         "logs/train_scratch/{downstream}/{arch}/seed{seed}.log",
     benchmark:

@@ -1,0 +1,165 @@
+"""Unit tests of aggregation: per-job metrics.csv -> summary, tables and figures.
+
+The fixtures are fake ``metrics.csv`` files: that file is this module's input format, so writing
+it by hand is the honest way to pin what the tables must say.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ecg_transfer.aggregate import SUMMARY_COLUMNS, collect, plot_curves, write_tables
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _write_metrics(path: Path, test_f1: list[float], baseline: float = 0.35) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = len(test_f1)
+    pd.DataFrame({
+        "epoch": range(1, n + 1),
+        "train_loss": [1.0 / (e + 1) for e in range(n)],
+        "test_loss": [1.2 / (e + 1) for e in range(n)],
+        "test_f1": test_f1,
+        "seconds": [2.5] * n,
+        "baseline_f1": [baseline] * n,
+    }).to_csv(path, index=False)
+    return str(path)
+
+
+def _job(tmp: Path, regime: str, upstream: str | None, downstream: str, arch: str, seed: int,
+         test_f1: list[float], baseline: float = 0.35) -> dict:
+    path = tmp / regime / str(upstream) / downstream / arch / str(seed) / "metrics.csv"
+    return {"regime": regime, "upstream": upstream, "downstream": downstream, "arch": arch,
+            "seed": seed, "metrics": _write_metrics(path, test_f1, baseline)}
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> list[dict]:
+    t = tmp_path / "runs"
+    return [
+        # cpsc, resnet1d18: best 0.7 first at epoch 2 (tie with epoch 3); final 0.6
+        _job(t, "scratch", None, "cpsc", "resnet1d18", 0, [0.5, 0.7, 0.7, 0.6]),
+        _job(t, "scratch", None, "cpsc", "resnet1d18", 1, [0.6, 0.8, 0.75]),
+        _job(t, "finetune", "ptbxl", "cpsc", "resnet1d18", 0, [0.72, 0.81]),
+        _job(t, "finetune", "ptbxl", "cpsc", "resnet1d18", 1, [0.83, 0.79]),
+        _job(t, "finetune", "georgia", "cpsc", "resnet1d18", 0, [0.6, 0.74]),
+        # cpsc, gru: scratch only (listed first to check the registry order is used)
+        _job(t, "scratch", None, "cpsc", "gru", 0, [0.4, 0.45]),
+        # a second downstream set
+        _job(t, "scratch", None, "ptb", "resnet1d18", 0, [0.5, 0.6], baseline=0.2),
+        _job(t, "finetune", "ptbxl", "ptb", "resnet1d18", 0, [0.7, 0.65], baseline=0.2),
+        # upstream pretraining
+        _job(t, "pretrain", None, "ptbxl", "resnet1d18", 0, [0.6, 0.66, 0.64], baseline=0.3),
+    ]
+
+
+def test_collect_best_epoch_and_f1(jobs: list[dict]) -> None:
+    df = collect(jobs)
+    assert list(df.columns) == list(SUMMARY_COLUMNS)
+    assert len(df) == len(jobs)
+    first = df.iloc[0]
+    assert (first["best_test_f1"], first["best_epoch"]) == (0.7, 2)  # first of the tied epochs
+    assert (first["final_test_f1"], first["epochs"], first["baseline_f1"]) == (0.6, 4, 0.35)
+    assert pd.isna(first["upstream"])
+    ft = df.iloc[3]
+    assert (ft["upstream"], ft["best_test_f1"], ft["best_epoch"]) == ("ptbxl", 0.83, 1)
+    pretrain = df.iloc[-1]
+    assert (pretrain["regime"], pretrain["upstream"], pretrain["downstream"]) == (
+        "pretrain", "ptbxl", "ptbxl")
+    assert (pretrain["best_test_f1"], pretrain["best_epoch"]) == (0.66, 2)
+
+
+def test_write_tables(jobs: list[dict], tmp_path: Path) -> None:
+    csv_path, md_path = tmp_path / "tables" / "f1.csv", tmp_path / "tables" / "f1.md"
+    write_tables(collect(jobs), csv_path, md_path)
+
+    table = pd.read_csv(csv_path)
+    assert len(table) == len(jobs)
+    assert list(table["regime"].unique()) == ["scratch", "finetune", "pretrain"]
+
+    md = md_path.read_text()
+    assert "best test F1 over epochs" in md and "test set itself" in md
+    cpsc = md.split("## cpsc")[1].split("## ")[0]
+    assert ("| arch | scratch | ft:georgia | Δ georgia | ft:ptbxl | Δ ptbxl | constant baseline |"
+            in cpsc)
+    # scratch: mean(0.7, 0.8) = 0.75, sample std = sqrt(2 * 0.05^2 / 1) = 0.0707
+    # ft:ptbxl: mean(0.81, 0.83) = 0.82, std = sqrt(2 * 0.01^2 / 1) = 0.0141 ; Δ = 0.82 - 0.75
+    # ft:georgia: one seed, 0.74 ; Δ = 0.74 - 0.75 = -0.010
+    assert ("| resnet1d18 | 0.750 ± 0.071 | 0.740 | -0.010 | 0.820 ± 0.014 | +0.070 | 0.350 |"
+            in cpsc)
+    assert "| gru | 0.450 | — | — | — | — | 0.350 |" in cpsc
+    assert cpsc.index("| resnet1d18 |") < cpsc.index("| gru |")  # registry order
+    ptb = md.split("## ptb\n")[1].split("## ")[0]
+    # 0.7 - 0.6 = +0.100
+    assert "| resnet1d18 | 0.600 | 0.700 | +0.100 | 0.200 |" in ptb
+    pretrain = md.split("## Upstream pretraining")[1]
+    assert "| arch | ptbxl |" in pretrain
+    assert "| resnet1d18 | 0.660 |" in pretrain
+    assert "| constant baseline | 0.300 |" in pretrain
+    assert sorted(p.name for p in csv_path.parent.iterdir()) == ["f1.csv", "f1.md"]  # no temps
+
+
+def test_plot_curves_one_png_per_downstream(jobs: list[dict], tmp_path: Path) -> None:
+    out = tmp_path / "figures"
+    paths = plot_curves(jobs, out)
+    assert paths == [out / "curves_cpsc.png", out / "curves_ptb.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    assert sorted(p.name for p in out.iterdir()) == ["curves_cpsc.png", "curves_ptb.png"]
+    # a DataFrame of job descriptions works as well
+    assert plot_curves(pd.DataFrame(jobs), tmp_path / "again") == [
+        tmp_path / "again" / "curves_cpsc.png", tmp_path / "again" / "curves_ptb.png"]
+
+
+HEADER = "epoch,train_loss,test_loss,test_f1,seconds,baseline_f1\n"
+BAD_METRICS = {
+    "empty file": ("", "not a readable metrics CSV"),
+    "header only": (HEADER, "no epochs"),
+    "missing column": ("epoch,train_loss,test_loss,seconds,baseline_f1\n1,1,1,1,0.3\n",
+                       "missing column.*test_f1"),
+    "non-numeric": (HEADER + "1,1,1,0.5,1,0.3\n2,1,1,oops,1,0.3\n", "'test_f1'.*line 3"),
+    "empty cell": (HEADER + "1,1,1,,1,0.3\n", "'test_f1'.*line 2"),
+    "appended twice": (HEADER + "1,1,1,0.5,1,0.3\n1,1,1,0.5,1,0.3\n", "'epoch' must be 1, 2"),
+    "varying baseline": (HEADER + "1,1,1,0.5,1,0.3\n2,1,1,0.5,1,0.4\n",
+                         "same value on every row"),
+    "percent": (HEADER + "1,1,1,55.0,1,0.3\n", "must lie in"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_METRICS)
+def test_collect_rejects_malformed_metrics(case: str, tmp_path: Path) -> None:
+    content, message = BAD_METRICS[case]
+    path = tmp_path / "bad" / "metrics.csv"
+    path.parent.mkdir()
+    path.write_text(content)
+    job = {"regime": "scratch", "upstream": None, "downstream": "cpsc", "arch": "gru",
+           "seed": 0, "metrics": str(path)}
+    with pytest.raises(ValueError, match=message) as err:
+        collect([job])
+    assert str(path) in str(err.value)
+
+
+def test_collect_rejects_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "metrics.csv"
+    job = {"regime": "scratch", "upstream": None, "downstream": "cpsc", "arch": "gru",
+           "seed": 0, "metrics": str(path)}
+    with pytest.raises(ValueError, match="does not exist") as err:
+        collect([job])
+    assert str(path) in str(err.value)
+
+
+def test_collect_rejects_bad_job_descriptions(jobs: list[dict]) -> None:
+    with pytest.raises(ValueError, match="regime"):
+        collect([{**jobs[0], "regime": "transfer"}])
+    with pytest.raises(ValueError, match="scratch job has no upstream"):
+        collect([{**jobs[0], "upstream": "ptbxl"}])
+    with pytest.raises(ValueError, match="needs an upstream"):
+        collect([{**jobs[2], "upstream": None}])
+    with pytest.raises(ValueError, match="missing key"):
+        collect([{k: v for k, v in jobs[0].items() if k != "seed"}])
+    with pytest.raises(ValueError, match="same job"):
+        collect([jobs[0], dict(jobs[0])])

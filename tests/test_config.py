@@ -1,0 +1,113 @@
+"""The study config: schema validation and the shape of the DAG it implies."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+from snakemake_interface_common.exceptions import WorkflowError
+
+from ecg_transfer import models
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _config(name: str = "config.yaml") -> dict:
+    return yaml.safe_load((REPO / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "config/demo.yaml"])
+def test_shipped_configs_are_valid(name):
+    validate(_config(name), str(SCHEMA))
+
+
+def _mutations():
+    def unknown_top(c):
+        c["epochz"] = 3
+
+    def unknown_nested(c):
+        c["training"]["pretrain"]["momentum"] = 0.9
+
+    def wrong_type(c):
+        c["training"]["finetune"]["lr"] = "fast"
+
+    def unknown_dataset(c):
+        c["datasets"]["mitbih"] = {"url": "https://example.org/x.zip"}
+
+    def unknown_upstream(c):
+        c["upstream"] = ["ptbxl", "chapman"]
+
+    def unknown_arch(c):
+        c["architectures"] = ["resnet1d18", "vgg16"]
+
+    def bad_url(c):
+        c["datasets"]["ptb"]["url"] = "ftp://example.org/ptb.zip"
+
+    def bad_protocol(c):
+        c["datasets"]["ptb"]["preprocess"]["protocol"] = "fancy"
+
+    return [
+        (unknown_top, "'epochz' was unexpected"),
+        (unknown_nested, "'momentum' was unexpected"),
+        (wrong_type, r"'fast' is not of type 'number'[\s\S]*\['finetune'\]\['lr'\]"),
+        (unknown_dataset, "mitbih"),
+        (unknown_upstream, r"'chapman' is not one of[\s\S]*\['upstream'\]"),
+        (unknown_arch, r"'vgg16' is not one of[\s\S]*\['architectures'\]"),
+        (bad_url, r"ftp://example.org/ptb.zip[\s\S]*\['url'\]"),
+        (bad_protocol, r"'fancy' is not one of[\s\S]*\['protocol'\]"),
+    ]
+
+
+@pytest.mark.parametrize("mutate,message", _mutations(), ids=lambda x: getattr(x, "__name__", ""))
+def test_schema_rejects_bad_config_naming_the_key(mutate, message):
+    cfg = copy.deepcopy(_config())
+    mutate(cfg)
+    with pytest.raises(WorkflowError, match=message):
+        validate(cfg, str(SCHEMA))
+
+
+def test_schema_architectures_are_the_registry():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["properties"]["architectures"]["items"]["enum"] == list(models.ARCHITECTURES)
+
+
+def _dry_run_counts(configfile: Path, workdir: Path) -> dict[str, int]:
+    out = subprocess.run(
+        [SNAKEMAKE, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(workdir), "--configfile", str(configfile)],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
+
+
+def test_dry_run_of_the_paper_study_lists_the_paper_grid(tmp_path):
+    counts = _dry_run_counts(REPO / "config.yaml", tmp_path)
+    assert counts["pretrain"] == 18
+    assert counts["finetune"] == 72
+    assert counts["train_scratch"] == 30
+    assert counts["download"] == counts["make_shards"] == 5
+    assert counts["aggregate"] == counts["plot_curves"] == 1
+
+
+def test_unknown_dataset_in_downstream_stops_before_any_job(tmp_path):
+    cfg = _config()
+    del cfg["datasets"]["ribeiro"]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        [SNAKEMAKE, "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(path)],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    # The workdir has no config.yaml, so the --configfile is the whole config.
+    assert out.returncode != 0
+    assert "config key 'downstream' names dataset 'ribeiro'" in out.stderr + out.stdout

@@ -1,0 +1,58 @@
+"""The conda environments for --sdm conda pin exactly what pyproject.toml pins.
+
+conda cannot be installed on our machines, so this is the check that keeps them honest.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _pins(requirements: list[str]) -> dict[str, str]:
+    pins = {}
+    for req in requirements:
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+]+)", req.strip())
+        assert m, f"unpinned requirement {req!r}: every dependency is pinned with =="
+        pins[m[1].lower()] = m[2]
+    return pins
+
+
+def test_pyproject_pins_everything():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = _pins(project["dependencies"])
+    assert pins["torch"] == "2.13.0"
+    assert pins["snakemake"].startswith("9.")
+
+
+def test_conda_envs_agree_with_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = _pins(project["dependencies"])
+    envs = sorted((REPO / "envs").glob("*.yaml"))
+    assert envs
+    for env in envs:
+        spec = yaml.safe_load(env.read_text())
+        pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict) and "pip" in d)
+        got = _pins([p for p in pip if not p.startswith("-e")])
+        assert got == wanted, f"{env.name} pins differ from pyproject.toml"
+        assert "python=3.11" in spec["dependencies"]
+
+
+def test_lock_file_agrees_with_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = _pins(project["dependencies"])
+    lock = _pins([line for line in (REPO / "requirements.lock").read_text().splitlines()
+                  if line and not line.startswith("#")])
+    for name, version in wanted.items():
+        assert lock.get(name) == version, f"requirements.lock has {name}=={lock.get(name)}"
+
+
+def test_every_rule_names_the_conda_env():
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        text = smk.read_text()
+        assert text.count("conda:") == text.count("\nrule "), f"{smk.name}: a rule lacks conda:"

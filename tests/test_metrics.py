@@ -1,0 +1,79 @@
+"""Unit tests of the F1 score and the constant-predictor baseline, on hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecg_transfer.metrics import constant_baseline_f1, weighted_f1
+
+# 4 records x 3 classes.
+Y_TRUE = np.array([[1, 1, 0],
+                   [1, 0, 0],
+                   [0, 1, 0],
+                   [0, 0, 1]], dtype=np.uint8)
+Y_PROB = np.array([[0.9, 0.5, 0.2],
+                   [0.4, 0.1, 0.6],
+                   [0.7, 0.5, 0.0],
+                   [0.1, 0.8, 0.3]])
+
+
+def test_weighted_f1_hand_computed() -> None:
+    # predictions (p >= 0.5; 0.5 itself is positive):
+    #   class 0: pred 1,0,1,0 vs true 1,1,0,0 -> TP 1, FP 1, FN 1 -> F1 = 2/(2+1+1) = 0.5, support 2
+    #   class 1: pred 1,0,1,1 vs true 1,0,1,0 -> TP 2, FP 1, FN 0 -> F1 = 4/(4+1) = 0.8, support 2
+    #   class 2: pred 0,1,0,0 vs true 0,0,0,1 -> TP 0, FP 1, FN 1 -> F1 = 0,            support 1
+    # weighted by support: (2*0.5 + 2*0.8 + 1*0) / 5 = 2.6 / 5 = 0.52
+    assert weighted_f1(Y_TRUE, Y_PROB) == pytest.approx(0.52)
+    assert weighted_f1(Y_TRUE.astype(bool), Y_PROB) == pytest.approx(0.52)
+
+
+def test_weighted_f1_threshold() -> None:
+    # threshold 0.55: class 0 unchanged (0.5); class 1 pred 0,0,0,1 -> TP 0 -> 0; class 2 -> 0
+    # (2*0.5 + 0 + 0) / 5 = 0.2
+    assert weighted_f1(Y_TRUE, Y_PROB, threshold=0.55) == pytest.approx(0.2)
+
+
+def test_weighted_f1_perfect_and_empty_class() -> None:
+    y = np.array([[1, 0], [0, 0], [1, 0]])
+    # class 1 has no positives and none predicted: weight 0, so the score is class 0's, i.e. 1
+    assert weighted_f1(y, y.astype(float)) == pytest.approx(1.0)
+
+
+def test_weighted_f1_rejects_logits_and_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="sigmoid"):
+        weighted_f1(Y_TRUE, Y_PROB * 4 - 2)
+    with pytest.raises(ValueError, match="shape"):
+        weighted_f1(Y_TRUE, Y_PROB[:, :2])
+    with pytest.raises(ValueError, match="0/1"):
+        weighted_f1(Y_TRUE * 2, Y_PROB)
+    with pytest.raises(ValueError, match="NaN"):
+        weighted_f1(Y_TRUE, np.full(Y_PROB.shape, np.nan))
+
+
+def test_constant_baseline_hand_computed() -> None:
+    # train prevalence: class 0 3/4 (majority positive), class 1 1/4, class 2 2/4 (a tie: not a
+    # majority) -> majority predictor = [1, 0, 0]
+    y_train = np.array([[1, 0, 1],
+                        [1, 0, 0],
+                        [1, 1, 1],
+                        [0, 0, 0]], dtype=np.uint8)
+    # test positives: class 0 3/5, class 1 1/5, class 2 4/5 (supports 3, 1, 4; total 8)
+    y_test = np.array([[1, 1, 0],
+                       [1, 0, 1],
+                       [1, 0, 1],
+                       [0, 0, 1],
+                       [0, 0, 1]], dtype=np.uint8)
+    # all-negative: every F1 is 0 -> 0
+    # all-positive: F1 = 2p/(1+p): 1.2/1.6 = 3/4, 0.4/1.2 = 1/3, 1.6/1.8 = 8/9
+    #   weighted: (3*3/4 + 1*1/3 + 4*8/9) / 8 = (81/36 + 12/36 + 128/36) / 8 = 221/288 ~ 0.76736
+    # majority [1, 0, 0]: (3*3/4 + 0 + 0) / 8 = 0.28125
+    assert constant_baseline_f1(y_train, y_test) == pytest.approx(221 / 288)
+    assert weighted_f1(y_test, np.tile([1.0, 0.0, 0.0], (5, 1))) == pytest.approx(0.28125)
+
+
+def test_constant_baseline_checks_inputs() -> None:
+    with pytest.raises(ValueError, match="classes"):
+        constant_baseline_f1(np.zeros((3, 2)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="no records"):
+        constant_baseline_f1(np.zeros((0, 2)), np.zeros((3, 2)))
