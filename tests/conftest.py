@@ -32,7 +32,7 @@ def _handler(server: FileServer):
         def log_message(self, *args):  # keep pytest output clean
             pass
 
-        def do_GET(self):  # noqa: N802 - http.server's naming
+        def do_GET(self):
             name = self.path.lstrip("/").split("?")[0]
             rng = self.headers.get("Range")
             server.requests.append((name, rng))

@@ -141,7 +141,7 @@ def test_head_parameters_only_train_the_head() -> None:
 
 
 def test_unknown_architecture_lists_known_names() -> None:
-    with pytest.raises(ValueError, match="unknown architecture 'vgg'.*resnet1d18.*gru"):
+    with pytest.raises(ValueError, match=r"unknown architecture 'vgg'.*resnet1d18.*gru"):
         build("vgg", n_classes=5)
 
 

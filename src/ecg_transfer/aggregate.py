@@ -229,7 +229,7 @@ def _pretrain_section(df: pd.DataFrame) -> str:
         "## Upstream pretraining\n\n"
         "Best test F1 over epochs of the models that the fine-tuned ones start from, "
         "on each upstream dataset's own test split.\n\n"
-        f"{_markdown_table(['arch'] + datasets, rows)}\n"
+        f"{_markdown_table(['arch', *datasets], rows)}\n"
     )
 
 

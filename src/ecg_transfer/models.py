@@ -20,6 +20,7 @@ ones added by users with :func:`register`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Integral
 from typing import ClassVar
 
 import torch
@@ -74,12 +75,20 @@ def build(name: str, n_classes: int, n_leads: int = 12, n_samples: int = 1000) -
         raise ValueError(
             f"unknown architecture {name!r}; known architectures: {', '.join(_REGISTRY)}"
         ) from None
-    for arg, value in (("n_classes", n_classes), ("n_leads", n_leads), ("n_samples", n_samples)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    n_classes, n_leads, n_samples = (
+        _positive_int(arg, value)
+        for arg, value in (("n_classes", n_classes), ("n_leads", n_leads), ("n_samples", n_samples))
+    )
     model = builder(n_classes, n_leads, n_samples)
     _head(model)  # fail at build time, not at fine-tuning time, if the head is not declared
     return model
+
+
+def _positive_int(arg: str, value: object) -> int:
+    """Accept numpy integers too (sizes often come from array shapes or saved configs)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def _head(model: nn.Module) -> nn.Linear:
@@ -105,8 +114,7 @@ def replace_head(model: nn.Module, n_classes: int) -> nn.Module:
     ``nn.Linear`` initialisation (as the paper did) and the old layer's device and dtype. Returns
     ``model`` for chaining.
     """
-    if not isinstance(n_classes, int) or n_classes < 1:
-        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    n_classes = _positive_int("n_classes", n_classes)
     old = _head(model)
     new = nn.Linear(
         old.in_features,

@@ -35,7 +35,9 @@ TRAIN, TEST, VAL = 0, 1, 2
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """How a dataset is divided; the paper's is ``train_test_split(test_size=0.33, random_state=1)``.
+    """How a dataset is divided.
+
+    The paper's is ``train_test_split(test_size=0.33, random_state=1)``.
 
     ``test_fold`` (PTB-XL) uses the dataset's own ``strat_fold`` instead of a random split.
     """

@@ -93,7 +93,9 @@ def train(
     x_train, y_train = shard.part(TRAIN)
     x_test, y_test = shard.part(TEST)
     if len(x_train) == 0 or len(x_test) == 0:
-        raise ValueError(f"{shard_path}: empty train ({len(x_train)}) or test ({len(x_test)}) split")
+        raise ValueError(
+            f"{shard_path}: empty train ({len(x_train)}) or test ({len(x_test)}) split"
+        )
     n_classes, n_leads, n_samples = y_train.shape[1], x_train.shape[1], x_train.shape[2]
     baseline = constant_baseline_f1(y_train, y_test)
 
@@ -101,6 +103,8 @@ def train(
         if pretrained is None:
             raise ValueError("init_from='pretrained' needs the path of a pretrained checkpoint")
         model = load_pretrained_backbone(pretrained, n_classes)
+        log.info("initialised from pretrained checkpoint %s; new top layer for %d classes",
+                 pretrained, n_classes)
     elif settings.init_from == "scratch":
         model = models.build(settings.arch, n_classes=n_classes, n_leads=n_leads,
                              n_samples=n_samples)

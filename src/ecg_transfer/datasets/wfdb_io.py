@@ -36,7 +36,9 @@ _RECORD_LINE = re.compile(
            (?:\s+(?P<sig_len>\d+))?)?""",
     re.VERBOSE,
 )
-_FORMAT_FIELD = re.compile(r"^(?P<fmt>\d+)(?:x(?P<spf>\d+))?(?::(?P<skew>\d+))?(?:\+(?P<off>\d+))?$")
+_FORMAT_FIELD = re.compile(
+    r"^(?P<fmt>\d+)(?:x(?P<spf>\d+))?(?::(?P<skew>\d+))?(?:\+(?P<off>\d+))?$"
+)
 _GAIN_FIELD = re.compile(
     r"^(?P<gain>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\((?P<base>[-+]?\d+)\))?(?:/(?P<unit>\S*))?$"
 )
@@ -206,10 +208,12 @@ def _read_fmt16_file(header: Header, file_name: str, n_sig: int, byte_offset: in
     if path.suffix.lower() == ".mat":
         try:
             content = scipy.io.loadmat(path, variable_names=["val"])
-        except (ValueError, OSError, TypeError, scipy.io.matlab.MatReadError) as exc:
+        except Exception as exc:  # scipy raises many types on a corrupt file; name the file
             raise ValueError(f"{path}: not a readable MATLAB file ({exc})") from exc
         if "val" not in content:
-            raise ValueError(f"{path}: no variable 'val'; expected the Challenge's (leads, samples)")
+            raise ValueError(
+                f"{path}: no variable 'val'; expected the Challenge's (leads, samples)"
+            )
         block = content["val"]
         if block.ndim != 2 or block.shape[0] != n_sig or block.dtype.kind not in "iu":
             raise ValueError(

@@ -1,0 +1,131 @@
+"""PTB-XL (Wagner et al. 2020), labelled with its five diagnostic superclasses.
+
+`ptbxl_database.csv` lists the records (`scp_codes` is a Python dict literal of SCP code ->
+likelihood); `scp_statements.csv` maps each diagnostic SCP code to its superclass. A record is
+positive for the superclass of every diagnostic code it carries, whatever the likelihood, as in
+PTB-XL's own example code. A record with no diagnostic code keeps an all-zero label row.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .common import Collector, RecordSet, Settings, lead_indices
+from .wfdb_io import read_header, read_signals
+
+CLASSES = ("NORM", "MI", "STTC", "HYP", "CD")
+
+_DATABASE = "ptbxl_database.csv"
+_STATEMENTS = "scp_statements.csv"
+_NATIVE = {100.0: "filename_lr", 500.0: "filename_hr"}
+_COLUMNS = ("ecg_id", "patient_id", "scp_codes", "strat_fold", *_NATIVE.values())
+
+
+def read(root: Path, settings: Settings) -> RecordSet:
+    """Read the records listed in `ptbxl_database.csv`, sorted by ecg_id.
+
+    record_ids are the zero-padded ecg_id ("00001"), the same whichever rate's files are read.
+    A listed record whose files are missing is an error, not a silent gap.
+    """
+    base = _find_dataset_dir(root)
+    database = _read_database(base / _DATABASE)
+    superclass = _read_superclasses(base / _STATEMENTS)
+    native_fs = settings.protocol.choose_native_fs(tuple(_NATIVE), settings.fs, base / _DATABASE)
+    file_column = _NATIVE[native_fs]
+
+    collector = Collector(settings, len(database), CLASSES, patients=True, folds=True)
+    column = {name: i for i, name in enumerate(CLASSES)}
+    for row in database.itertuples(index=False):
+        where = f"{base / _DATABASE}, ecg_id {row.ecg_id}"
+        label = np.zeros(len(CLASSES), np.uint8)
+        for code in _scp_codes(row.scp_codes, where):
+            if code in superclass:
+                label[column[superclass[code]]] = 1
+        header_path = base / f"{getattr(row, file_column)}.hea"
+        if not header_path.is_file():
+            raise FileNotFoundError(
+                f"{where}: {file_column} points to {header_path}, which is missing"
+            )
+        header = read_header(header_path)
+        if header.fs != native_fs:
+            raise ValueError(
+                f"{header_path}: sampling rate {header.fs:g} Hz; expected {native_fs:g}"
+            )
+        signal = read_signals(header, lead_indices(header.sig_names, header_path))
+        collector.add(
+            f"{row.ecg_id:05d}",
+            signal,
+            native_fs,
+            header_path,
+            label,
+            patient_id=str(int(row.patient_id)),
+            fold=int(row.strat_fold),
+        )
+    return collector.finish()
+
+
+def _find_dataset_dir(root: Path) -> Path:
+    hits = sorted(root.rglob(_DATABASE))
+    if not hits:
+        raise FileNotFoundError(f"{root}: no {_DATABASE} found in it or below")
+    if len(hits) > 1:
+        raise ValueError(f"{root}: {len(hits)} copies of {_DATABASE}: {hits}; expected one")
+    return hits[0].parent
+
+
+def _read_database(path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ValueError(f"{path}: unreadable CSV ({exc})") from exc
+    missing = [c for c in _COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; expected PTB-XL's {list(_COLUMNS)}")
+    for name in ("ecg_id", "patient_id", "strat_fold"):
+        if table[name].isna().any():
+            ids = table.loc[table[name].isna(), "ecg_id"].tolist()[:5]
+            raise ValueError(f"{path}: column {name} is empty for ecg_id(s) {ids}")
+    table = table.astype({"ecg_id": "int64"})
+    if table["ecg_id"].duplicated().any():
+        repeated = table.loc[table["ecg_id"].duplicated(), "ecg_id"].tolist()[:5]
+        raise ValueError(f"{path}: duplicated ecg_id(s) {repeated}")
+    return table.sort_values("ecg_id", kind="stable").reset_index(drop=True)
+
+
+def _read_superclasses(path: Path) -> dict[str, str]:
+    """Diagnostic SCP code -> superclass, from the rows with diagnostic == 1."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: missing; PTB-XL's {_STATEMENTS} must sit next to {_DATABASE}"
+        )
+    try:
+        table = pd.read_csv(path, index_col=0)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ValueError(f"{path}: unreadable CSV ({exc})") from exc
+    for name in ("diagnostic", "diagnostic_class"):
+        if name not in table.columns:
+            raise ValueError(f"{path}: missing column {name!r}")
+    diagnostic = table[table["diagnostic"] == 1]
+    unknown = sorted(set(diagnostic["diagnostic_class"]) - set(CLASSES))
+    if unknown:
+        raise ValueError(
+            f"{path}: diagnostic_class value(s) {unknown}; expected only {list(CLASSES)}"
+        )
+    return diagnostic["diagnostic_class"].to_dict()
+
+
+def _scp_codes(text: object, where: str) -> list[str]:
+    try:
+        codes = ast.literal_eval(text) if isinstance(text, str) else None
+    except (ValueError, SyntaxError):
+        codes = None
+    if not isinstance(codes, dict):
+        # A malformed value in the user's CSV, not a programming error: ValueError.
+        raise ValueError(
+            f"{where}: scp_codes {text!r}; expected a dict such as {{'NORM': 100.0}}"
+        )
+    return [str(code) for code in codes]

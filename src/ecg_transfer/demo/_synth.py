@@ -1,0 +1,477 @@
+"""A parametric 12-lead ECG: Gaussian P-QRS-T waves of a rotating heart vector (dipole).
+
+Why a dipole: every lead is a projection of one 3-D heart vector onto an electrode's lead vector,
+and the 12 leads are formed from nine electrode potentials (RA, LA, LL, V1..V6) exactly as an
+electrocardiograph forms them. So the limb-lead identities (III = II - I, aVR = -(I + II)/2, ...)
+hold in every synthetic record, noise included, and a diagnostic feature defined once as a change
+of the heart vector (an RBBB's terminal rightward-anterior force, an infarct's Q vector) shows in
+the right leads of every dataset. That shared feature space is what lets a model pretrained on
+one demo dataset transfer to another, as the study asks of the real ones.
+
+Why class effects are moderate: a demo whose classes differ only by an obvious feature is solved
+perfectly in a few epochs, and then pretraining can not help. Here each finding is drawn from a
+range that reaches the normal range's edge, patients differ in axis, amplitude, electrode
+placement and heart rate, and baseline wander, mains hum, muscle noise and ectopic beats are
+added independently of the labels.
+
+Units: millivolts, seconds. Coordinates of the heart vector: x to the patient's left, y to the
+feet, z to the front.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def _unit(*v: float) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float64)
+    return a / np.linalg.norm(a)
+
+
+# Directions the findings point to: the heart region a lead group faces.
+REGIONS: dict[str, np.ndarray] = {
+    "lateral": _unit(0.9, -0.25, 0.15),  # I, aVL, V5, V6
+    "inferior": _unit(0.1, 1.0, 0.0),  # II, III, aVF
+    "anterior": _unit(-0.1, 0.0, 1.0),  # V1-V4
+    "septal": _unit(-0.5, 0.0, 0.85),  # V1, V2
+    "anterolateral": _unit(0.65, -0.05, 0.75),  # V3-V6, I, aVL
+    "inferolateral": _unit(0.65, 0.75, 0.1),  # II, III, aVF, V5, V6
+    "posterior": _unit(0.1, 0.0, -1.0),  # mirror image in V1-V3
+    "apical": _unit(0.7, 0.6, 0.35),  # I, II, aVF, V4-V6: where ST depression usually shows
+}
+
+# Nine electrodes -> 12 leads, as an electrocardiograph combines them.
+_RA, _LA, _LL = 0, 1, 2
+_MIX = np.zeros((12, 9))
+_MIX[0, [_LA, _RA]] = (1, -1)
+_MIX[1, [_LL, _RA]] = (1, -1)
+_MIX[2, [_LL, _LA]] = (1, -1)
+_MIX[3, [_RA, _LA, _LL]] = (1, -0.5, -0.5)
+_MIX[4, [_LA, _RA, _LL]] = (1, -0.5, -0.5)
+_MIX[5, [_LL, _RA, _LA]] = (1, -0.5, -0.5)
+for _k in range(6):
+    _MIX[6 + _k, 3 + _k] = 1.0
+    _MIX[6 + _k, [_RA, _LA, _LL]] = -1.0 / 3.0
+
+# Electrode lead vectors: an equilateral Einthoven triangle (RA + LA + LL = 0) and six chest
+# electrodes around the heart in the horizontal plane, nearer ones seeing larger potentials.
+_LIMB = np.array([[-0.5, -0.289, 0.0], [0.5, -0.289, 0.0], [0.0, 0.577, 0.0]])
+_CHEST_ANGLE = np.radians([118.0, 96.0, 78.0, 58.0, 32.0, 6.0])
+_CHEST_GAIN = np.array([1.0, 1.5, 1.75, 1.75, 1.4, 1.0])
+_CHEST_Y = np.array([-0.05, -0.05, 0.0, 0.1, 0.15, 0.2])
+
+
+@dataclass
+class Findings:
+    """What the heart does in one record; the defaults are a normal ECG.
+
+    Dataset generators start from `Subject.baseline` and change fields through `apply`, so one
+    named finding means the same waveform change in every dataset.
+    """
+
+    rhythm: str = "sinus"  # "sinus", "af" or "flutter"
+    hr: float = 72.0  # mean ventricular rate, beats/min
+    hrv: float = 0.03  # relative beat-to-beat RR variation in sinus rhythm
+    pr: float = 0.16  # P onset to QRS onset, s
+    p_amp: float = 0.1  # mV, each of the two atrial components
+    p_width: float = 1.0  # scale of the P-wave duration
+    la_share: float = 1.0  # left-atrial component relative to the right-atrial one
+    qrs: str = "normal"  # "normal", "rbbb", "irbbb", "lbbb", "ivcd", "rvh"
+    qrs_width: float = 0.09  # s
+    axis: float = 50.0  # frontal QRS axis, degrees
+    horiz: float = -0.3  # posterior (-) / anterior (+) tilt of the main QRS force
+    qrs_gain: float = 1.0  # QRS voltage factor (hypertrophy > 1, low voltage < 1)
+    r_amp: float = 1.3  # mV
+    t_amp: float = 0.32  # mV
+    t_axis: float = 45.0  # frontal T axis, degrees
+    qtc: float = 0.41  # Bazett-corrected QT, s
+    st: list[tuple[str, float]] = field(default_factory=list)  # (region, mV): + elevation there
+    t_extra: list[tuple[str, float]] = field(default_factory=list)  # (region, mV) T change
+    mi: list[tuple[str, float]] = field(default_factory=list)  # (region, mV of the Q wave)
+    pac_rate: float = 0.0  # probability that a beat is a premature atrial one
+    pvc_rate: float = 0.0  # probability that a beat is a premature ventricular one
+    af_amp: float = 0.05  # mV of fibrillatory / flutter waves
+    flutter_rate: float = 290.0  # atrial rate in flutter, /min
+    flutter_ratio: int = 2  # AV conduction ratio in flutter
+
+
+@dataclass
+class Subject:
+    """One patient: body and recording set-up, shared by all of the patient's records."""
+
+    rotation: np.ndarray  # (3, 3) heart orientation
+    electrodes: np.ndarray  # (9, 3) electrode lead vectors (placement varies)
+    gain: float  # overall voltage (body habitus)
+    baseline: Findings  # this patient's own normal values
+    pvc_dir: np.ndarray  # (3,) direction of this patient's ectopic ventricular focus
+    noise: float  # white noise, mV
+    wander: float  # baseline wander, mV
+    mains: float  # mains hum, mV
+    mains_hz: float
+
+
+def new_subject(rng: np.random.Generator, mains_hz: float = 50.0) -> Subject:
+    """Draw a patient. Normal values spread so that no single one separates the classes."""
+    angles = np.radians(rng.normal(0.0, [8.0, 8.0, 12.0]))
+    rotation = _rotation(*angles)
+    electrodes = np.empty((9, 3))
+    electrodes[:3] = _LIMB + rng.normal(0.0, 0.03, (3, 3))
+    shift = rng.normal(0.0, np.radians(7.0), 6) + rng.normal(0.0, np.radians(6.0))
+    a = _CHEST_ANGLE + shift
+    g = _CHEST_GAIN * rng.lognormal(0.0, 0.12, 6)
+    electrodes[3:, 0] = g * np.cos(a)
+    electrodes[3:, 1] = _CHEST_Y + rng.normal(0.0, 0.08, 6)
+    electrodes[3:, 2] = g * np.sin(a)
+    axis = float(np.clip(rng.normal(45.0, 22.0), -20.0, 95.0))
+    base = Findings(
+        hr=float(np.clip(rng.normal(74.0, 9.0), 61.0, 99.0)),
+        hrv=float(rng.uniform(0.01, 0.05)),
+        pr=float(rng.uniform(0.12, 0.195)),
+        p_amp=float(rng.uniform(0.1, 0.18)),
+        qrs_width=float(rng.uniform(0.075, 0.105)),
+        axis=axis,
+        horiz=float(rng.normal(-0.12, 0.15)),
+        r_amp=float(rng.lognormal(math.log(1.3), 0.2)),
+        t_amp=float(rng.lognormal(math.log(0.3), 0.25)),
+        t_axis=float(axis + rng.normal(-5.0, 15.0)),
+        qtc=float(rng.uniform(0.38, 0.445)),
+    )
+    return Subject(
+        rotation=rotation,
+        electrodes=electrodes,
+        gain=float(rng.lognormal(0.0, 0.15)),
+        baseline=base,
+        pvc_dir=_unit(*rng.normal(0.0, 1.0, 3)),
+        noise=float(rng.uniform(0.006, 0.03)),
+        wander=float(rng.uniform(0.02, 0.25)),
+        mains=float(rng.uniform(0.0, 0.02)) * float(rng.random() < 0.6),
+        mains_hz=mains_hz,
+    )
+
+
+def apply(
+    f: Findings,
+    finding: str,
+    rng: np.random.Generator,
+    strength: float = 1.0,
+    region: str | None = None,
+) -> Findings:
+    """Return `f` changed by one named finding.
+
+    `strength` (0..1] scales how far a finding departs from normal; values < 1 make borderline
+    cases, which real label sets contain too. `region` (a key of REGIONS) fixes where an ST or T
+    change shows, for label sets that name the leads (PTB-XL's ISCAL, ISCIN ...).
+    """
+    if region is not None and region not in REGIONS:
+        raise ValueError(f"region {region!r} is unknown; expected one of {sorted(REGIONS)}")
+    s = strength
+    g = replace(f, st=list(f.st), t_extra=list(f.t_extra), mi=list(f.mi))
+    u = rng.uniform
+    if finding == "SB":
+        g.hr = u(40.0, 57.0) if s >= 1 else u(54.0, 59.0)
+    elif finding == "STACH":
+        g.hr = u(103.0, 145.0) if s >= 1 else u(100.0, 106.0)
+    elif finding == "AF":
+        g.rhythm, g.hr, g.af_amp = "af", u(60.0, 135.0), u(0.015, 0.08)
+    elif finding == "AFL":
+        g.rhythm, g.flutter_rate = "flutter", u(250.0, 320.0)
+        g.flutter_ratio = int(rng.choice([2, 2, 3, 4]))
+        g.af_amp = u(0.08, 0.2)
+        g.hr = g.flutter_rate / g.flutter_ratio
+    elif finding == "IAVB":
+        g.pr = u(0.205, 0.34) if s >= 1 else u(0.2, 0.23)
+    elif finding in ("RBBB", "IRBBB", "LBBB", "IVCD"):
+        g.qrs = finding.lower()
+        lo, hi = {"RBBB": (0.122, 0.16), "IRBBB": (0.1, 0.118), "LBBB": (0.13, 0.17),
+                  "IVCD": (0.112, 0.135)}[finding]
+        g.qrs_width = u(lo, hi)
+    elif finding == "LAD":
+        g.axis = u(-80.0, -31.0) if s >= 1 else u(-40.0, -25.0)
+        g.t_axis = g.axis + u(30.0, 70.0)
+    elif finding == "RAD":
+        g.axis = u(95.0, 150.0)
+    elif finding == "PAC":
+        g.pac_rate = u(0.07, 0.25) * s
+    elif finding == "PVC":
+        g.pvc_rate = u(0.06, 0.22) * s
+    elif finding == "STD":
+        where = region or str(rng.choice(["apical", "apical", "lateral", "anterolateral", "posterior"]))
+        g.st.append((where, -u(0.07, 0.25) * s))
+    elif finding == "STE":
+        where = region or str(rng.choice(["anterior", "inferior", "septal", "anterolateral"]))
+        g.st.append((where, u(0.1, 0.3) * s))
+    elif finding == "TINV":
+        where = region or str(rng.choice(["lateral", "anterolateral", "inferior", "apical", "anterior"]))
+        g.t_extra.append((where, -u(0.3, 0.6) * s))
+    elif finding == "TAB":  # flat, low or slightly negative T
+        g.t_amp *= u(-0.25, 0.35)
+    elif finding == "NSTT":  # non-specific ST-T changes: lower T, slight ST sag
+        g.t_amp *= u(0.25, 0.6)
+        g.st.append(("apical", -u(0.02, 0.07)))
+    elif finding == "LQT":
+        g.qtc = u(0.475, 0.56) if s >= 1 else u(0.455, 0.475)
+        g.t_amp *= u(0.7, 1.0)
+    elif finding == "MI":  # old infarct: Q waves and negative T facing the scar
+        where = region or str(rng.choice(["inferior", "anterior", "septal", "lateral"]))
+        g.mi.append((where, u(0.15, 0.45) * s))
+        g.t_extra.append((where, -u(0.05, 0.3) * s))
+    elif finding == "STEMI":  # acute: Q forming, ST raised facing the injury
+        where = region or str(rng.choice(["inferior", "anterior", "septal", "anterolateral"]))
+        g.mi.append((where, u(0.05, 0.3) * s))
+        g.st.append((where, u(0.1, 0.35) * s))
+    elif finding == "LVH":
+        g.qrs_gain *= u(1.55, 2.3) if s >= 1 else u(1.35, 1.55)
+        g.qrs_width = max(g.qrs_width, u(0.095, 0.115))
+        if rng.random() < 0.5:  # strain pattern
+            g.st.append(("lateral", -u(0.04, 0.12)))
+            g.t_extra.append(("lateral", -u(0.2, 0.45)))
+    elif finding == "RVH":
+        g.qrs, g.axis = "rvh", u(100.0, 140.0)
+    elif finding == "LAE":
+        g.p_width, g.la_share = u(1.25, 1.5), u(1.4, 2.0)
+    elif finding == "LOWV":
+        g.qrs_gain *= u(0.3, 0.55)
+    else:
+        raise ValueError(f"finding {finding!r} is unknown to the demo ECG model")
+    return g
+
+
+def _rotation(ax: float, ay: float, az: float) -> np.ndarray:
+    cx, sx, cy, sy, cz, sz = (math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay),
+                              math.cos(az), math.sin(az))
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def _frontal(deg: float, z: float) -> np.ndarray:
+    r = math.radians(deg)
+    return _unit(math.cos(r), math.sin(r), z)
+
+
+# A beat template: rows of (offset s, sigma s, repolarisation flag, amplitude vector x,y,z).
+# Repolarisation waves (ST, T) move with the RR interval (Bazett); the others do not.
+def _templates(f: Findings, subj: Subject) -> dict[int, np.ndarray]:
+    """Wave tables for the four beat kinds: 0 sinus, 1 premature atrial, 2 ventricular, 3 AF."""
+    w = f.qrs_width / 0.09
+    gain = f.qrs_gain
+    r_dir = _frontal(f.axis, f.horiz)
+    rows: list[tuple[float, float, float, np.ndarray]] = []
+    # Depolarisation.
+    if f.qrs == "lbbb":
+        main = _unit(0.8, 0.15, -0.6)
+        width = f.qrs_width
+        rows += [  # broad, notched R: the left ventricle activated late and slowly
+            (0.3 * width, 0.018, 0, 0.95 * f.r_amp * gain * main),
+            (0.68 * width, 0.022, 0, 1.0 * f.r_amp * gain * main),
+            (width + 0.09, 0.045, 1, -0.12 * gain * main),  # discordant ST
+        ]
+        t_dir, t_amp = -main, 0.35 * gain
+    else:
+        rows += [(0.014 * w, 0.007 * w, 0, 0.15 * gain * _unit(-0.7, 0.2, 0.7))]  # septal q
+        main = r_dir
+        r_amp = f.r_amp * gain
+        if f.qrs == "rvh":
+            main = _unit(math.cos(math.radians(f.axis)), math.sin(math.radians(f.axis)), 0.9)
+        rows += [(0.045 * w, 0.011 * w, 0, r_amp * main)]
+        rows += [(0.076 * w, 0.01 * w, 0, 0.3 * gain * _unit(-0.45, -0.7, -0.3))]
+        t_dir = _frontal(f.t_axis, 0.35)
+        t_amp = f.t_amp
+        if f.qrs in ("rbbb", "irbbb"):
+            terminal = _unit(-0.55, 0.05, 0.85)
+            amp = (0.8 if f.qrs == "rbbb" else 0.35) * gain
+            rows += [(f.qrs_width - 0.022, 0.016, 0, amp * terminal)]
+            t_dir = _unit(*(t_dir - 0.6 * terminal))
+    # Infarct Q vectors point away from the dead region, which also loses R towards it.
+    for region, q in f.mi:
+        u = REGIONS[region]
+        rows += [(0.022 * w, 0.012, 0, -q * gain * u)]
+        rows += [(0.045 * w, 0.011 * w, 0, -0.5 * max(float(main @ u), 0.0) * f.r_amp * gain * u)]
+    qrs_end = max(f.qrs_width, 0.06)
+    # Repolarisation: T peak ~ 0.1 s before the end of QT; ST deviation fills J..T.
+    qt = f.qtc  # at RR = 1 s; scaled per beat
+    t_sig = 0.042 * qt / 0.41
+    t_off = qt - 2.3 * t_sig
+    rows += [(t_off, t_sig, 1, t_amp * t_dir), (t_off + 1.3 * t_sig, 0.7 * t_sig, 1, 0.25 * t_amp * t_dir)]
+    st_mid = 0.5 * (qrs_end + t_off)
+    st_sig = max(0.3 * (t_off - qrs_end), 0.02)
+    for region, mv in f.st:
+        rows += [(st_mid, st_sig, 1, mv * REGIONS[region]), (t_off, t_sig, 1, 0.6 * mv * REGIONS[region])]
+    for region, mv in f.t_extra:
+        rows += [(t_off, t_sig, 1, mv * REGIONS[region])]
+    ventricular = np.array([(o, s, rep, *a) for o, s, rep, a in rows])
+
+    # Atrial waves: right atrium first (inferior-anterior), then left (leftward-posterior).
+    pw = f.p_width
+    p_ra = (-f.pr + 0.032 * pw, 0.018 * pw, 0, f.p_amp * _unit(0.15, 0.9, 0.45))
+    p_la = (-f.pr + 0.068 * pw, 0.02 * pw, 0, f.p_amp * f.la_share * _unit(0.85, 0.35, -0.45))
+    atrial = np.array([(o, s, rep, *a) for o, s, rep, a in (p_ra, p_la)])
+    pac_p = atrial.copy()  # ectopic focus low in the atrium: P upright in aVR, inverted in II
+    pac_p[:, 3:] = atrial[:, 3:] * np.array([0.6, -0.9, 0.4])
+    # A ventricular ectopic beat: broad, bizarre, with a discordant T.
+    v = subj.pvc_dir
+    pvc = np.array([
+        (0.04, 0.024, 0, *(1.1 * gain * v)),
+        (0.1, 0.028, 0, *(0.8 * gain * _unit(*(v + np.array([0.3, -0.2, 0.2]))))),
+        (0.36, 0.06, 1, *(-0.45 * v)),
+    ])
+    return {
+        0: np.vstack([atrial, ventricular]),
+        1: np.vstack([pac_p, ventricular]),
+        2: pvc,
+        3: ventricular,
+    }
+
+
+def _beats(f: Findings, duration: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """QRS onset times, beat kinds and preceding RR intervals from before 0 to past the end.
+
+    A record labelled with ectopic beats gets at least one of each inside the record (a
+    cardiologist labelled it because one was there), placed at a random beat.
+    """
+    rr0 = 60.0 / f.hr
+    cap = int(duration / 0.25) + 16
+    z = rng.standard_normal(cap)
+    uni = rng.random((cap, 3))
+    resp_hz = float(rng.uniform(0.15, 0.35))
+    n_est = max(int(duration / rr0), 4)
+    force_pvc = int(rng.integers(2, n_est - 1)) if f.pvc_rate > 0 else -1
+    force_pac = int(rng.integers(2, n_est - 1)) if f.pac_rate > 0 else -1
+    if force_pac == force_pvc >= 0:
+        force_pac = force_pvc + 2
+    times, kinds, rrs = [], [], []
+    had_pvc = had_pac = False
+    t = -float(rng.uniform(0.3, 1.0)) * rr0
+    prev_rr = rr0
+    pending_pause = 0.0
+    i = 0
+    while t < duration + 0.6 and i < cap:
+        want_pvc = uni[i, 0] < f.pvc_rate or (i >= force_pvc >= 0 and not had_pvc)
+        want_pac = uni[i, 0] > 1.0 - f.pac_rate or (i >= force_pac >= 0 and not had_pac)
+        if f.rhythm == "af":
+            rr = rr0 * float(np.exp(0.22 * z[i] - 0.024))
+            rr = min(max(rr, 0.3), 2.2)
+            kind = 3
+            if want_pvc and kinds and kinds[-1] != 2:
+                kind, rr = 2, max(0.7 * rr, 0.3)
+        elif f.rhythm == "flutter":
+            ratio = f.flutter_ratio if uni[i, 1] > 0.15 else f.flutter_ratio + 1
+            rr = ratio * 60.0 / f.flutter_rate
+            kind = 3
+        else:
+            rr = rr0 * (1.0 + f.hrv * z[i] + 0.5 * f.hrv * math.sin(2 * math.pi * resp_hz * t))
+            kind = 0
+            if pending_pause:
+                rr, pending_pause = pending_pause, 0.0
+            elif want_pvc and kinds and kinds[-1] != 2:
+                kind = 2
+                rr = rr0 * (0.52 + 0.15 * uni[i, 1])
+                pending_pause = 2.0 * rr0 - rr  # compensatory pause
+            elif want_pac and kinds and kinds[-1] == 0:
+                kind = 1
+                rr = rr0 * (0.6 + 0.18 * uni[i, 1])
+                pending_pause = rr0 * (1.0 + 0.1 * uni[i, 2])  # reset, not compensatory
+        t += rr
+        if 0.2 < t < duration - 0.5:
+            had_pvc |= kind == 2
+            had_pac |= kind == 1
+        times.append(t)
+        kinds.append(kind)
+        rrs.append(prev_rr if kind != 2 else rr0)
+        prev_rr = rr
+        i += 1
+    return np.array(times), np.array(kinds), np.array(rrs)
+
+
+def _atrial_activity(f: Findings, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Fibrillatory (irregular 4-9 Hz) or flutter (regular sawtooth) waves, scalar."""
+    if f.rhythm == "af":
+        out = np.zeros_like(t)
+        for _ in range(3):
+            hz = rng.uniform(4.0, 9.0)
+            mod = rng.uniform(0.5, 2.5) * np.sin(2 * np.pi * rng.uniform(0.1, 0.6) * t + rng.uniform(0, 6.3))
+            out += rng.uniform(0.4, 1.0) * np.sin(2 * np.pi * hz * t + mod + rng.uniform(0, 6.3))
+        return f.af_amp * out / 1.5
+    phase = (t * f.flutter_rate / 60.0 + rng.random()) % 1.0
+    return f.af_amp * (2.0 * np.abs(phase - 0.25) - 0.5 + 0.8 * np.maximum(phase - 0.8, 0.0))
+
+
+def render(f: Findings, subj: Subject, fs: float, n: int, rng: np.random.Generator,
+           frank: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Synthesize one record: (12, n) leads in LEADS order, mV; and (3, n) Frank leads if asked.
+
+    The waves are summed with `np.bincount` over short windows around each wave, so the cost is
+    a few operations per output sample whatever the record's length.
+    """
+    duration = n / fs
+    times, kinds, rrs = _beats(f, duration, rng)
+    templates = _templates(f, subj)
+    offs, sigs, amps = [], [], []
+    qt_scale = np.sqrt(np.clip(rrs, 0.3, 2.0))
+    jitter = 1.0 + 0.04 * rng.standard_normal(len(times))
+    for kind, table in templates.items():
+        sel = kinds == kind
+        if not sel.any() or table.size == 0:
+            continue
+        tb = times[sel][:, None]
+        scale = np.where(table[None, :, 2] > 0, qt_scale[sel][:, None], 1.0)
+        offs.append((tb + table[None, :, 0] * scale).ravel())
+        sigs.append((table[None, :, 1] * scale).ravel())
+        amps.append((jitter[sel][:, None, None] * table[None, :, 3:]).reshape(-1, 3))
+    center = np.concatenate(offs)
+    sigma = np.concatenate(sigs)
+    amp = np.concatenate(amps) @ (subj.rotation.T * subj.gain)
+    half = int(math.ceil(4.0 * float(sigma.max()) * fs))
+    k = np.arange(-half, half + 1)
+    idx = np.rint(center * fs).astype(np.int64)[:, None] + k[None, :]
+    g = np.exp(-0.5 * ((idx / fs - center[:, None]) / sigma[:, None]) ** 2)
+    ok = (idx >= 0) & (idx < n)
+    flat_idx, flat_g = idx[ok], g[ok]
+    rows = np.broadcast_to(np.arange(len(center))[:, None], idx.shape)[ok]
+    heart = np.empty((3, n))
+    for d in range(3):
+        heart[d] = np.bincount(flat_idx, weights=flat_g * amp[rows, d], minlength=n)
+    t = np.arange(n) / fs
+    if f.rhythm != "sinus":
+        heart += np.outer(subj.rotation @ _unit(-0.25, 0.55, 0.8), _atrial_activity(f, t, rng))
+    resp = 1.0 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.15, 0.35) * t + rng.uniform(0, 6.3))
+    heart *= resp
+
+    electrodes = subj.electrodes @ heart + _noise(subj, 9, t, rng)
+    leads = _MIX @ electrodes
+    xyz = None
+    if frank:
+        xyz = np.array([heart[0], heart[1], -heart[2]]) * 0.9 + _noise(subj, 3, t, rng)
+    return leads, xyz
+
+
+def _noise(subj: Subject, m: int, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """White, baseline-wander, mains and occasional muscle noise on m electrodes."""
+    n = t.size
+    out = rng.standard_normal((m, n)) * subj.noise
+    # Wander: respiration plus a slow drift, mixed differently into each electrode.
+    sources = np.vstack([
+        np.sin(2 * np.pi * rng.uniform(0.12, 0.4) * t + rng.uniform(0, 6.3)),
+        np.sin(2 * np.pi * rng.uniform(0.02, 0.1) * t + rng.uniform(0, 6.3)),
+    ])
+    out += (rng.normal(0.0, 1.0, (m, 2)) * subj.wander * np.array([0.5, 1.0])) @ sources
+    if subj.mains:
+        hum = np.sin(2 * np.pi * subj.mains_hz * t + rng.uniform(0, 6.3))
+        out += np.outer(rng.normal(0.0, subj.mains, m), hum)
+    if rng.random() < 0.2:  # a burst of muscle noise on a few electrodes
+        start = int(rng.integers(0, max(n - 1, 1)))
+        stop = min(n, start + int(rng.uniform(0.1, 0.3) * n))
+        who = rng.random(m) < 0.4
+        out[who, start:stop] += rng.standard_normal((int(who.sum()), stop - start)) * rng.uniform(0.02, 0.08)
+    return out
+
+
+def to_digital(mv: np.ndarray, gain: float) -> np.ndarray:
+    """mV -> int16 ADC units, saturating like a real amplifier rather than wrapping."""
+    return np.clip(np.rint(mv * gain), -32767, 32767).astype("<i2")
