@@ -21,7 +21,10 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def _config(name: str = "config.yaml") -> dict:
-    return yaml.safe_load((REPO / name).read_text())
+    """A shipped config as Snakemake sees it: --configfile files are merged over config.yaml."""
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg.update(yaml.safe_load((REPO / name).read_text()))
+    return cfg
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "config/demo.yaml"])

@@ -27,7 +27,9 @@ RECORDS = {"ptbxl": 60, "cpsc2018": 60, "georgia": 60, "ptb": 40, "ribeiro": 40}
 
 
 def tiny_config() -> dict:
-    demo_cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    # config/demo.yaml is merged over config.yaml; its dataset entries are complete.
+    demo_cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    demo_cfg.update(yaml.safe_load((REPO / "config" / "demo.yaml").read_text()))
     for ds in demo_cfg["datasets"].values():
         ds["sha256"] = None  # other record counts than the pinned demo: checksums differ
         ds["preprocess"] = {**ds.get("preprocess", {}), "fs": 50, "seconds": 4}

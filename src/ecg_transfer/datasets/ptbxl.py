@@ -125,7 +125,5 @@ def _scp_codes(text: object, where: str) -> list[str]:
         codes = None
     if not isinstance(codes, dict):
         # A malformed value in the user's CSV, not a programming error: ValueError.
-        raise ValueError(
-            f"{where}: scp_codes {text!r}; expected a dict such as {{'NORM': 100.0}}"
-        )
+        raise ValueError(f"{where}: scp_codes {text!r}; expected a dict such as {{'NORM': 100.0}}")
     return [str(code) for code in codes]

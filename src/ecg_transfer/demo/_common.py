@@ -9,12 +9,18 @@ import numpy as np
 from . import _synth
 
 
-def quota(rng: np.random.Generator, n: int, weights: Mapping[str, float]) -> list[str]:
+def quota(
+    rng: np.random.Generator,
+    n: int,
+    weights: Mapping[str, float],
+    required: Sequence[str] | None = None,
+) -> list[str]:
     """n case names in random order, each as often as its weight says (largest remainders).
 
     Why quotas rather than independent draws: a demo of a few dozen records drawn independently
     often lacks a class altogether, and then a test or a tiny training run has nothing to learn
-    or measure for it. Every case with a positive weight appears at least once when n allows.
+    or measure for it. Every `required` case (default: every case with a positive weight)
+    appears at least once when n allows.
     """
     names = list(weights)
     w = np.array([weights[k] for k in names], dtype=np.float64)
@@ -24,8 +30,9 @@ def quota(rng: np.random.Generator, n: int, weights: Mapping[str, float]) -> lis
     counts = np.floor(w * n).astype(int)
     order = np.argsort(-(w * n - counts), kind="stable")
     counts[order[: n - counts.sum()]] += 1
-    if n >= int((w > 0).sum()):
-        for i in np.flatnonzero((w > 0) & (counts == 0)):
+    must = np.array([(k in required) if required is not None else True for k in names]) & (w > 0)
+    if n >= int(must.sum()):
+        for i in np.flatnonzero(must & (counts == 0)):
             counts[int(np.argmax(counts))] -= 1
             counts[i] = 1
     out = [name for name, c in zip(names, counts, strict=True) for _ in range(int(c))]

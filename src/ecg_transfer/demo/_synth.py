@@ -45,18 +45,31 @@ REGIONS: dict[str, np.ndarray] = {
     "apical": _unit(0.7, 0.6, 0.35),  # I, II, aVF, V4-V6: where ST depression usually shows
 }
 
-# Nine electrodes -> 12 leads, as an electrocardiograph combines them.
+# Electrode indices: RA, LA, LL, then V1..V6.
 _RA, _LA, _LL = 0, 1, 2
-_MIX = np.zeros((12, 9))
-_MIX[0, [_LA, _RA]] = (1, -1)
-_MIX[1, [_LL, _RA]] = (1, -1)
-_MIX[2, [_LL, _LA]] = (1, -1)
-_MIX[3, [_RA, _LA, _LL]] = (1, -0.5, -0.5)
-_MIX[4, [_LA, _RA, _LL]] = (1, -0.5, -0.5)
-_MIX[5, [_LL, _RA, _LA]] = (1, -0.5, -0.5)
-for _k in range(6):
-    _MIX[6 + _k, 3 + _k] = 1.0
-    _MIX[6 + _k, [_RA, _LA, _LL]] = -1.0 / 3.0
+
+
+def _mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a (m, k) times b (k, n), summed in a fixed order.
+
+    Why not `a @ b`: BLAS picks kernels and threads by machine and load, so its sums can differ
+    in the last bit between machines (and a threaded BLAS is ~100x slower for these skinny
+    products on a busy 2-core machine). The archives' sha256 is pinned, so every float
+    operation here must give the same bits everywhere.
+    """
+    out = a[:, 0:1] * b[0]
+    for j in range(1, a.shape[1]):
+        out = out + a[:, j : j + 1] * b[j]
+    return out
+
+
+def _leads(e: np.ndarray) -> np.ndarray:
+    """Nine electrode potentials -> the 12 leads, as an electrocardiograph combines them."""
+    ra, la, ll = e[_RA], e[_LA], e[_LL]
+    wilson = (ra + la + ll) / 3.0
+    limb = [la - ra, ll - ra, ll - la, ra - (la + ll) / 2, la - (ra + ll) / 2, ll - (ra + la) / 2]
+    return np.vstack([np.array(limb), e[3:] - wilson])
+
 
 # Electrode lead vectors: an equilateral Einthoven triangle (RA + LA + LL = 0) and six chest
 # electrodes around the heart in the horizontal plane, nearer ones seeing larger potentials.
@@ -84,7 +97,7 @@ class Findings:
     qrs: str = "normal"  # "normal", "rbbb", "irbbb", "lbbb", "ivcd", "rvh"
     qrs_width: float = 0.09  # s
     axis: float = 50.0  # frontal QRS axis, degrees
-    horiz: float = -0.3  # posterior (-) / anterior (+) tilt of the main QRS force
+    horiz: float = -0.12  # posterior (-) / anterior (+) tilt of the main QRS force
     qrs_gain: float = 1.0  # QRS voltage factor (hypertrophy > 1, low voltage < 1)
     r_amp: float = 1.3  # mV
     t_amp: float = 0.32  # mV
@@ -187,8 +200,12 @@ def apply(
         g.pr = u(0.205, 0.34) if s >= 1 else u(0.2, 0.23)
     elif finding in ("RBBB", "IRBBB", "LBBB", "IVCD"):
         g.qrs = finding.lower()
-        lo, hi = {"RBBB": (0.122, 0.16), "IRBBB": (0.1, 0.118), "LBBB": (0.13, 0.17),
-                  "IVCD": (0.112, 0.135)}[finding]
+        lo, hi = {
+            "RBBB": (0.122, 0.16),
+            "IRBBB": (0.1, 0.118),
+            "LBBB": (0.13, 0.17),
+            "IVCD": (0.112, 0.135),
+        }[finding]
         g.qrs_width = u(lo, hi)
     elif finding == "LAD":
         g.axis = u(-80.0, -31.0) if s >= 1 else u(-40.0, -25.0)
@@ -200,13 +217,17 @@ def apply(
     elif finding == "PVC":
         g.pvc_rate = u(0.06, 0.22) * s
     elif finding == "STD":
-        where = region or str(rng.choice(["apical", "apical", "lateral", "anterolateral", "posterior"]))
+        where = region or str(
+            rng.choice(["apical", "apical", "lateral", "anterolateral", "posterior"])
+        )
         g.st.append((where, -u(0.07, 0.25) * s))
     elif finding == "STE":
         where = region or str(rng.choice(["anterior", "inferior", "septal", "anterolateral"]))
         g.st.append((where, u(0.1, 0.3) * s))
     elif finding == "TINV":
-        where = region or str(rng.choice(["lateral", "anterolateral", "inferior", "apical", "anterior"]))
+        where = region or str(
+            rng.choice(["lateral", "anterolateral", "inferior", "apical", "anterior"])
+        )
         g.t_extra.append((where, -u(0.3, 0.6) * s))
     elif finding == "TAB":  # flat, low or slightly negative T
         g.t_amp *= u(-0.25, 0.35)
@@ -242,12 +263,18 @@ def apply(
 
 
 def _rotation(ax: float, ay: float, az: float) -> np.ndarray:
-    cx, sx, cy, sy, cz, sz = (math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay),
-                              math.cos(az), math.sin(az))
+    cx, sx, cy, sy, cz, sz = (
+        math.cos(ax),
+        math.sin(ax),
+        math.cos(ay),
+        math.sin(ay),
+        math.cos(az),
+        math.sin(az),
+    )
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    return _mix(rz, _mix(ry, rx))
 
 
 def _frontal(deg: float, z: float) -> np.ndarray:
@@ -292,17 +319,25 @@ def _templates(f: Findings, subj: Subject) -> dict[int, np.ndarray]:
     for region, q in f.mi:
         u = REGIONS[region]
         rows += [(0.022 * w, 0.012, 0, -q * gain * u)]
-        rows += [(0.045 * w, 0.011 * w, 0, -0.5 * max(float(main @ u), 0.0) * f.r_amp * gain * u)]
+        rows += [
+            (0.045 * w, 0.011 * w, 0, -0.5 * max(float((main * u).sum()), 0.0) * f.r_amp * gain * u)
+        ]
     qrs_end = max(f.qrs_width, 0.06)
     # Repolarisation: T peak ~ 0.1 s before the end of QT; ST deviation fills J..T.
     qt = f.qtc  # at RR = 1 s; scaled per beat
     t_sig = 0.042 * qt / 0.41
     t_off = qt - 2.3 * t_sig
-    rows += [(t_off, t_sig, 1, t_amp * t_dir), (t_off + 1.3 * t_sig, 0.7 * t_sig, 1, 0.25 * t_amp * t_dir)]
+    rows += [
+        (t_off, t_sig, 1, t_amp * t_dir),
+        (t_off + 1.3 * t_sig, 0.7 * t_sig, 1, 0.25 * t_amp * t_dir),
+    ]
     st_mid = 0.5 * (qrs_end + t_off)
     st_sig = max(0.3 * (t_off - qrs_end), 0.02)
     for region, mv in f.st:
-        rows += [(st_mid, st_sig, 1, mv * REGIONS[region]), (t_off, t_sig, 1, 0.6 * mv * REGIONS[region])]
+        rows += [
+            (st_mid, st_sig, 1, mv * REGIONS[region]),
+            (t_off, t_sig, 1, 0.6 * mv * REGIONS[region]),
+        ]
     for region, mv in f.t_extra:
         rows += [(t_off, t_sig, 1, mv * REGIONS[region])]
     ventricular = np.array([(o, s, rep, *a) for o, s, rep, a in rows])
@@ -316,11 +351,13 @@ def _templates(f: Findings, subj: Subject) -> dict[int, np.ndarray]:
     pac_p[:, 3:] = atrial[:, 3:] * np.array([0.6, -0.9, 0.4])
     # A ventricular ectopic beat: broad, bizarre, with a discordant T.
     v = subj.pvc_dir
-    pvc = np.array([
-        (0.04, 0.024, 0, *(1.1 * gain * v)),
-        (0.1, 0.028, 0, *(0.8 * gain * _unit(*(v + np.array([0.3, -0.2, 0.2]))))),
-        (0.36, 0.06, 1, *(-0.45 * v)),
-    ])
+    pvc = np.array(
+        [
+            (0.04, 0.024, 0, *(1.1 * gain * v)),
+            (0.1, 0.028, 0, *(0.8 * gain * _unit(*(v + np.array([0.3, -0.2, 0.2]))))),
+            (0.36, 0.06, 1, *(-0.45 * v)),
+        ]
+    )
     return {
         0: np.vstack([atrial, ventricular]),
         1: np.vstack([pac_p, ventricular]),
@@ -395,15 +432,18 @@ def _atrial_activity(f: Findings, t: np.ndarray, rng: np.random.Generator) -> np
         out = np.zeros_like(t)
         for _ in range(3):
             hz = rng.uniform(4.0, 9.0)
-            mod = rng.uniform(0.5, 2.5) * np.sin(2 * np.pi * rng.uniform(0.1, 0.6) * t + rng.uniform(0, 6.3))
+            mod = rng.uniform(0.5, 2.5) * np.sin(
+                2 * np.pi * rng.uniform(0.1, 0.6) * t + rng.uniform(0, 6.3)
+            )
             out += rng.uniform(0.4, 1.0) * np.sin(2 * np.pi * hz * t + mod + rng.uniform(0, 6.3))
         return f.af_amp * out / 1.5
     phase = (t * f.flutter_rate / 60.0 + rng.random()) % 1.0
     return f.af_amp * (2.0 * np.abs(phase - 0.25) - 0.5 + 0.8 * np.maximum(phase - 0.8, 0.0))
 
 
-def render(f: Findings, subj: Subject, fs: float, n: int, rng: np.random.Generator,
-           frank: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def render(
+    f: Findings, subj: Subject, fs: float, n: int, rng: np.random.Generator, frank: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Synthesize one record: (12, n) leads in LEADS order, mV; and (3, n) Frank leads if asked.
 
     The waves are summed with `np.bincount` over short windows around each wave, so the cost is
@@ -426,8 +466,8 @@ def render(f: Findings, subj: Subject, fs: float, n: int, rng: np.random.Generat
         amps.append((jitter[sel][:, None, None] * table[None, :, 3:]).reshape(-1, 3))
     center = np.concatenate(offs)
     sigma = np.concatenate(sigs)
-    amp = np.concatenate(amps) @ (subj.rotation.T * subj.gain)
-    half = int(math.ceil(4.0 * float(sigma.max()) * fs))
+    amp = _mix(np.concatenate(amps), subj.rotation.T * subj.gain)
+    half = math.ceil(4.0 * float(sigma.max()) * fs)
     k = np.arange(-half, half + 1)
     idx = np.rint(center * fs).astype(np.int64)[:, None] + k[None, :]
     g = np.exp(-0.5 * ((idx / fs - center[:, None]) / sigma[:, None]) ** 2)
@@ -439,12 +479,13 @@ def render(f: Findings, subj: Subject, fs: float, n: int, rng: np.random.Generat
         heart[d] = np.bincount(flat_idx, weights=flat_g * amp[rows, d], minlength=n)
     t = np.arange(n) / fs
     if f.rhythm != "sinus":
-        heart += np.outer(subj.rotation @ _unit(-0.25, 0.55, 0.8), _atrial_activity(f, t, rng))
+        atrial_dir = _mix(subj.rotation, _unit(-0.25, 0.55, 0.8)[:, None])
+        heart += atrial_dir * _atrial_activity(f, t, rng)
     resp = 1.0 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.15, 0.35) * t + rng.uniform(0, 6.3))
     heart *= resp
 
-    electrodes = subj.electrodes @ heart + _noise(subj, 9, t, rng)
-    leads = _MIX @ electrodes
+    electrodes = _mix(subj.electrodes, heart) + _noise(subj, 9, t, rng)
+    leads = _leads(electrodes)
     xyz = None
     if frank:
         xyz = np.array([heart[0], heart[1], -heart[2]]) * 0.9 + _noise(subj, 3, t, rng)
@@ -456,22 +497,31 @@ def _noise(subj: Subject, m: int, t: np.ndarray, rng: np.random.Generator) -> np
     n = t.size
     out = rng.standard_normal((m, n)) * subj.noise
     # Wander: respiration plus a slow drift, mixed differently into each electrode.
-    sources = np.vstack([
-        np.sin(2 * np.pi * rng.uniform(0.12, 0.4) * t + rng.uniform(0, 6.3)),
-        np.sin(2 * np.pi * rng.uniform(0.02, 0.1) * t + rng.uniform(0, 6.3)),
-    ])
-    out += (rng.normal(0.0, 1.0, (m, 2)) * subj.wander * np.array([0.5, 1.0])) @ sources
+    sources = np.vstack(
+        [
+            np.sin(2 * np.pi * rng.uniform(0.12, 0.4) * t + rng.uniform(0, 6.3)),
+            np.sin(2 * np.pi * rng.uniform(0.02, 0.1) * t + rng.uniform(0, 6.3)),
+        ]
+    )
+    out += _mix(rng.normal(0.0, 1.0, (m, 2)) * subj.wander * np.array([0.5, 1.0]), sources)
     if subj.mains:
         hum = np.sin(2 * np.pi * subj.mains_hz * t + rng.uniform(0, 6.3))
-        out += np.outer(rng.normal(0.0, subj.mains, m), hum)
+        out += rng.normal(0.0, subj.mains, m)[:, None] * hum
     if rng.random() < 0.2:  # a burst of muscle noise on a few electrodes
         start = int(rng.integers(0, max(n - 1, 1)))
         stop = min(n, start + int(rng.uniform(0.1, 0.3) * n))
         who = rng.random(m) < 0.4
-        out[who, start:stop] += rng.standard_normal((int(who.sum()), stop - start)) * rng.uniform(0.02, 0.08)
+        out[who, start:stop] += rng.standard_normal((int(who.sum()), stop - start)) * rng.uniform(
+            0.02, 0.08
+        )
     return out
 
 
 def to_digital(mv: np.ndarray, gain: float) -> np.ndarray:
-    """mV -> int16 ADC units, saturating like a real amplifier rather than wrapping."""
+    """mV -> int16 ADC units, saturating like a real amplifier rather than wrapping.
+
+    Rounding to integers is also what keeps the archives byte-identical across CPUs: numpy's
+    exp and sin may differ in the last bit between SIMD implementations, and such a difference
+    changes a rounded sample only if it falls within ~1e-12 of a half-integer.
+    """
     return np.clip(np.rint(mv * gain), -32767, 32767).astype("<i2")
