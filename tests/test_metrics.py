@@ -77,3 +77,20 @@ def test_constant_baseline_checks_inputs() -> None:
         constant_baseline_f1(np.zeros((3, 2)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="no records"):
         constant_baseline_f1(np.zeros((0, 2)), np.zeros((3, 2)))
+
+
+def test_weighted_f1_equals_sklearn_on_random_cases():
+    """The numpy implementation is exactly sklearn's weighted F1 (the paper's definition)."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        # c >= 2: sklearn reads a single column as a binary (not multi-label) problem
+        n, c = rng.integers(1, 40), rng.integers(2, 10)
+        y_true = (rng.random((n, c)) < rng.random()).astype(np.uint8)
+        y_prob = rng.random((n, c))
+        if trial % 7 == 0:
+            y_prob[:] = 0.0  # no predictions at all
+        ours = weighted_f1(y_true, y_prob)
+        ref = f1_score(y_true, (y_prob >= 0.5).astype(int), average="weighted", zero_division=0)
+        assert ours == pytest.approx(ref, abs=1e-12), (trial, y_true, y_prob)

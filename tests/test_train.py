@@ -57,7 +57,7 @@ def test_scratch_training_writes_metrics_checkpoint_and_sidecar(tmp_path):
 
 def test_learns_the_toy_problem_better_than_a_constant(tmp_path):
     shard = _shard(tmp_path / "toy.h5", n=96)
-    out, summary = _run(tmp_path, shard, "s", arch="resnet1d18", epochs=8, lr=0.003)
+    _, summary = _run(tmp_path, shard, "s", arch="resnet1d18", epochs=8, lr=0.003)
     assert summary["best_test_f1"] > summary["baseline_f1"] + 0.1
 
 
@@ -72,8 +72,8 @@ def test_finetune_loads_backbone_and_replaces_head(tmp_path):
     for key, value in pre.items():
         if not key.startswith("fc2."):
             assert torch.equal(state[key], value), key
-    out, summary = _run(tmp_path, down, "ft", init_from="pretrained", pretrained=up_out / "model.pt",
-                        epochs=1)
+    _, summary = _run(tmp_path, down, "ft", init_from="pretrained",
+                      pretrained=up_out / "model.pt", epochs=1)
     assert summary["classes"] == ["c0", "c1"]
 
 

@@ -21,13 +21,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
-from sklearn.model_selection import train_test_split
 
-from ecg_transfer import datasets
-from ecg_transfer.datasets import RecordSet
+if TYPE_CHECKING:  # the readers pull in wfdb, scipy and pandas: training jobs need none of it
+    from ecg_transfer.datasets import RecordSet
 
 SPLIT_NAMES = ("train", "test", "val")
 TRAIN, TEST, VAL = 0, 1, 2
@@ -66,6 +66,8 @@ def split_records(rs: RecordSet, spec: SplitSpec) -> tuple[np.ndarray, str]:
         if not (split == TEST).any():
             raise ValueError(f"split.test_fold={spec.test_fold}: no record is in that fold")
         return split, f"strat_fold == {spec.test_fold} is test, the other folds train"
+    from sklearn.model_selection import train_test_split
+
     stratify = None
     method = (
         f"train_test_split(test_size={spec.test_size}, random_state={spec.random_state}"
@@ -187,6 +189,8 @@ def make_shard(
 
     ``preprocess`` and ``split`` are the dataset's config sections (see config.yaml).
     """
+    from ecg_transfer import datasets
+
     log = logging.getLogger(__name__)
     rs = datasets.load(dataset, root, **preprocess)
     for record_id, reason in rs.dropped:
