@@ -41,8 +41,9 @@ command=${1:-help}
 case "$command" in
 demo)
     ensure_env
-    exec "$VENV/bin/snakemake" --profile workflow/profiles/default \
+    "$VENV/bin/snakemake" --profile workflow/profiles/default \
         --configfile config/demo.yaml "$@"
+    echo "run.sh: the demo study is in results/: tables/f1.md, tables/f1.csv, figures/" >&2
     ;;
 test)
     ensure_env

@@ -33,7 +33,7 @@ def tiny_config() -> dict:
     for ds in demo_cfg["datasets"].values():
         ds["sha256"] = None  # other record counts than the pinned demo: checksums differ
         ds["preprocess"] = {**ds.get("preprocess", {}), "fs": 50, "seconds": 4}
-    demo_cfg["demo"] = {"seed": 0, "records": RECORDS}
+    demo_cfg["demo"] = {**demo_cfg["demo"], "records": RECORDS}
     demo_cfg["architectures"] = ["resnet1d18", "gru"]
     demo_cfg["upstream"] = ["ptbxl", "cpsc2018"]
     demo_cfg["downstream"] = ["georgia", "ptb", "ribeiro"]
@@ -129,7 +129,8 @@ def test_demo_archives_match_the_pinned_checksums(tmp_path):
     for name, ds in cfg["datasets"].items():
         fmt = ds["url"].rsplit(".", 1)[1]
         path = demo.write_archive(name, tmp_path / f"{name}.{fmt}",
-                                  n_records=cfg["demo"]["records"][name], seed=cfg["demo"]["seed"])
+                                  n_records=cfg["demo"]["records"][name], seed=cfg["demo"]["seed"],
+                                  difficulty=cfg["demo"].get("difficulty", 1.0))
         assert hashlib.sha256(path.read_bytes()).hexdigest() == ds["sha256"], (
             f"{name}: the demo generator's output changed; update config/demo.yaml's sha256"
         )

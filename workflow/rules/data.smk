@@ -7,6 +7,7 @@ rule make_demo_archive:
     params:
         n_records=demo_records,
         seed=config.get("demo", {}).get("seed", 0),
+        difficulty=config.get("demo", {}).get("difficulty", 1.0),
         code_version=CODE_VERSION,
     conda:
         "../../envs/study.yaml"

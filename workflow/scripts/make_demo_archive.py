@@ -8,4 +8,5 @@ demo.write_archive(
     snakemake.output[0],
     n_records=snakemake.params.n_records,
     seed=snakemake.params.seed,
+    difficulty=snakemake.params.difficulty,
 )
