@@ -94,6 +94,27 @@ def test_bytes_are_reproducible_and_seeded(tmp_path: Path, name: str) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i}.{kind}" for i in range(3)]
 
 
+@pytest.mark.parametrize("difficulty", [0, 0.0, -0.5, 1.01, 2, float("nan"), float("inf"), True,
+                                        "0.5", None])  # fmt: skip
+def test_difficulty_outside_0_1_is_refused(tmp_path: Path, difficulty: object) -> None:
+    with pytest.raises(ValueError, match="difficulty"):
+        demo.write_archive("ribeiro", tmp_path / "x.zip", 4, difficulty=difficulty)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", demo.DATASETS)
+def test_easier_mirrors_differ_and_are_reproducible(tmp_path: Path, name: str) -> None:
+    n = 6 if name != "ptb" else 3
+    kind = demo.ARCHIVE_KINDS[name]
+    paths = [demo.write_archive(name, tmp_path / f"{i}.{kind}", n, seed=7, **kw)
+             for i, kw in enumerate(({}, {"difficulty": 1.0}, {"difficulty": 0.3},
+                                     {"difficulty": 0.3}, {"difficulty": 0.5}))]  # fmt: skip
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    assert digests[0] == digests[1]  # 1.0 is the default, the realistic mirror
+    assert digests[2] == digests[3]
+    assert len({digests[0], digests[2], digests[4]}) == 3
+
+
 def test_archive_metadata_is_fixed(tmp_path: Path) -> None:
     with zipfile.ZipFile(demo.write_archive("ribeiro", tmp_path / "r.zip", 4)) as zf:
         for info in zf.infolist():
@@ -379,6 +400,46 @@ def test_bundle_branch_blocks_widen_the_qrs(mirrors: dict[str, Path]) -> None:
     wide = [width[i] for i in gold.index[(gold.RBBB == 1) | (gold.LBBB == 1)]]
     normal = [width[i] for i in gold.index[gold.sum(axis=1) == 0]]
     assert np.median(wide) > 1.3 * np.median(normal)
+
+
+def _rates(top: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Gold labels and each exam's heart rate (beats/min) of an extracted Ribeiro mirror."""
+    with h5py.File(top / "ecg_tracings.hdf5", "r") as f:
+        x = f["tracings"][()]
+    gold = pd.read_csv(top / "annotations" / "gold_standard.csv")
+    rates = []
+    for i in range(len(gold)):
+        live = np.flatnonzero(np.abs(x[i]).sum(axis=1) > 0)
+        rates.append(60.0 / np.median(_rr_intervals(x[i, live[0] : live[-1] + 1], 400.0)))
+    return gold, np.array(rates)
+
+
+def _separation(a: np.ndarray, b: np.ndarray) -> float:
+    """Distance of two groups' means in units of their pooled within-group spread."""
+    return float((np.mean(a) - np.mean(b)) / np.sqrt((np.var(a) + np.var(b)) / 2))
+
+
+def test_lower_difficulty_separates_the_classes_more(
+    mirrors: dict[str, Path], tmp_path: Path
+) -> None:
+    """Heart rate tells SB and ST from exams without a finding, far more clearly when easier."""
+    archive = demo.write_archive("ribeiro", tmp_path / "easy.zip", SIZES["ribeiro"], seed=3,
+                                 difficulty=0.3)  # fmt: skip
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp_path / "easy")
+    separations = {}
+    for label, top in (
+        ("realistic", mirrors["ribeiro"] / "data"),
+        ("easy", tmp_path / "easy" / "data"),
+    ):
+        gold, rate = _rates(top)
+        none = rate[gold.sum(axis=1).to_numpy() == 0]
+        sb, st = rate[gold.SB.to_numpy() == 1], rate[gold.ST.to_numpy() == 1]
+        assert min(len(none), len(sb), len(st)) >= 3
+        separations[label] = (_separation(none, sb), _separation(st, none))
+    for realistic, easy in zip(separations["realistic"], separations["easy"], strict=True):
+        assert realistic > 1.5  # learnable at 1.0 too
+        assert easy > 2 * realistic
 
 
 # ---- helpers -----------------------------------------------------------------------------------

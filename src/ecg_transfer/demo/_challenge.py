@@ -132,7 +132,9 @@ def _cpsc_lengths(rng: np.random.Generator, n: int) -> list[int]:
     return [round(float(s) * FS) for s in secs]
 
 
-def build_cpsc(root: Path, n_records: int, rng: np.random.Generator) -> None:
+def build_cpsc(
+    root: Path, n_records: int, rng: np.random.Generator, difficulty: float = 1.0
+) -> None:
     top = root / CPSC_TOP
     top.mkdir()
     cases = _common.quota(rng, n_records, CPSC_WEIGHTS)
@@ -146,7 +148,7 @@ def build_cpsc(root: Path, n_records: int, rng: np.random.Generator) -> None:
             findings.remove("IAVB")
             labels.remove("IAVB")
         findings.sort(key=lambda x: x != "AF")  # rhythm first, so later findings see its rate
-        subject = _synth.new_subject(rng, mains_hz=50.0)
+        subject = _synth.new_subject(rng, mains_hz=50.0, difficulty=difficulty)
         mv = _common.synthesize(findings, subject, FS, n, rng)[0]
         sex = "Male" if rng.random() < 0.54 else "Female"
         comments = [
@@ -168,7 +170,9 @@ def build_cpsc(root: Path, n_records: int, rng: np.random.Generator) -> None:
         )
 
 
-def build_georgia(root: Path, n_records: int, rng: np.random.Generator) -> None:
+def build_georgia(
+    root: Path, n_records: int, rng: np.random.Generator, difficulty: float = 1.0
+) -> None:
     if n_records < 2:
         raise ValueError(
             f"georgia: n_records is {n_records}; the mirror needs at least 2 "
@@ -196,7 +200,7 @@ def build_georgia(root: Path, n_records: int, rng: np.random.Generator) -> None:
         findings += [GEORGIA_IGNORED[c][1] for c in ignored]
         findings.sort(key=lambda x: x not in ("AF", "AFL", "SB", "STACH"))
         n = FS * 10 if rng.random() > 0.02 else FS * 12
-        subject = _synth.new_subject(rng, mains_hz=60.0)
+        subject = _synth.new_subject(rng, mains_hz=60.0, difficulty=difficulty)
         mv = _common.synthesize(findings, subject, FS, n, rng)[0]
         codes = [GEORGIA_CODES[c] for c in study] + [GEORGIA_IGNORED[c][0] for c in ignored]
         codes = [codes[j] for j in rng.permutation(len(codes))]

@@ -60,8 +60,11 @@ def synthesize(
     regions: Mapping[str, str] | None = None,
     frank: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Apply the named findings to the subject's baseline and render one record (mV)."""
+    """Apply the named findings to the subject's baseline and render one record (mV).
+
+    The findings are as clear as the subject's `difficulty` says (see `_synth.apply`).
+    """
     f = subject.baseline
     for name in findings:
-        f = _synth.apply(f, name, rng, strength, (regions or {}).get(name))
+        f = _synth.apply(f, name, rng, strength, (regions or {}).get(name), subject.difficulty)
     return _synth.render(f, subject, fs, n, rng, frank=frank)

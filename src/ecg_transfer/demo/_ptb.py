@@ -47,7 +47,7 @@ _LOCALIZATIONS = (
 )
 
 
-def build(root: Path, n_records: int, rng: np.random.Generator) -> None:
+def build(root: Path, n_records: int, rng: np.random.Generator, difficulty: float = 1.0) -> None:
     top = root / TOP
     top.mkdir()
     reasons = _common.quota(
@@ -58,7 +58,7 @@ def build(root: Path, n_records: int, rng: np.random.Generator) -> None:
     number = 9
     start = datetime.date(1990, 1, 1)
     for p, (reason, count) in enumerate(patients, start=1):
-        subject = _synth.new_subject(rng, mains_hz=50.0)
+        subject = _synth.new_subject(rng, mains_hz=50.0, difficulty=difficulty)
         plan = _plan(reason, rng)
         age = "n/a" if rng.random() < 0.02 else str(_common.age(rng, 57.0, 12.0, 17, 87))
         sex = "male" if rng.random() < 0.73 else "female"

@@ -278,7 +278,7 @@ _REPORT = {
 _DEVICES = ("CS-12   E", "AT-6 C 5.5", "AT-6 C", "AT-6 C 5.8", "CS-12")
 
 
-def build(root: Path, n_records: int, rng: np.random.Generator) -> None:
+def build(root: Path, n_records: int, rng: np.random.Generator, difficulty: float = 1.0) -> None:
     """Write PTB-XL's layout for n_records records under root."""
     top = root / TOP
     top.mkdir()
@@ -293,7 +293,7 @@ def build(root: Path, n_records: int, rng: np.random.Generator) -> None:
         if patients and rng.random() < 0.12:  # a follow-up ECG of an earlier patient
             patient = patients[int(rng.integers(len(patients)))]
         else:
-            patient = _new_patient(rng, len(patients))
+            patient = _new_patient(rng, len(patients), difficulty)
             patients.append(patient)
         codes, findings, regions, extra_beats = _statements(case, rng)
         hr = _common.synthesize(
@@ -316,11 +316,11 @@ def build(root: Path, n_records: int, rng: np.random.Generator) -> None:
     (top / "ptbxl_database.csv").write_text(_formats.csv_text(COLUMNS, rows), encoding="utf-8")
 
 
-def _new_patient(rng: np.random.Generator, index: int) -> dict:
+def _new_patient(rng: np.random.Generator, index: int, difficulty: float = 1.0) -> dict:
     sex = int(rng.random() < 0.48)  # 1 = female in PTB-XL
     return {
         "id": float(1000 + 17 * index + int(rng.integers(0, 17))),  # unique, like PTB-XL's
-        "subject": _synth.new_subject(rng, mains_hz=50.0),
+        "subject": _synth.new_subject(rng, mains_hz=50.0, difficulty=difficulty),
         "age": _common.age(rng, 60.0, 17.0),
         "sex": sex,
         "height": float(round(rng.normal(176 - 12 * sex, 8))) if rng.random() < 0.3 else None,

@@ -43,7 +43,7 @@ CASES = {
 _OTHER = (("LAD", 0.3), ("PVC", 0.2), ("PAC", 0.15), ("TAB", 0.15), ("LVH", 0.1), ("IRBBB", 0.1))
 
 
-def build(root: Path, n_records: int, rng: np.random.Generator) -> None:
+def build(root: Path, n_records: int, rng: np.random.Generator, difficulty: float = 1.0) -> None:
     top = root / TOP
     (top / "annotations").mkdir(parents=True)
     cases = _common.quota(rng, n_records, CASES)
@@ -66,7 +66,7 @@ def build(root: Path, n_records: int, rng: np.random.Generator) -> None:
         findings.sort(key=lambda x: x not in ("AF", "SB", "STACH"))
         seconds = 7 if rng.random() < 0.1 else 10
         n = seconds * FS
-        subject = _synth.new_subject(rng, mains_hz=60.0)
+        subject = _synth.new_subject(rng, mains_hz=60.0, difficulty=difficulty)
         mv = _common.synthesize(findings, subject, FS, n, rng)[0]
         pad = (N_SAMPLES - n) // 2
         # Whole microvolts, as an ADC delivers them; also makes the float32 values immune to

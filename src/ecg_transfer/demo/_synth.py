@@ -14,6 +14,15 @@ range that reaches the normal range's edge, patients differ in axis, amplitude, 
 placement and heart rate, and baseline wander, mains hum, muscle noise and ectopic beats are
 added independently of the labels.
 
+Why a difficulty knob: a model needs many optimiser steps to find moderate effects under that
+much patient variation, more than a demo run on two CPU cores can afford. `difficulty` (0, 1]
+eases the task without changing which records have which findings: 1 is the realistic setting
+above; below it every spread between patients (axis, amplitude, electrode placement, gain,
+intervals) and every noise shrinks by that factor, and every finding's size moves that far
+towards a clear textbook value (`_ease`), so borderline cases disappear. Easing transforms
+values after they are drawn, so at difficulty 1 the generator draws the very random numbers it
+always drew and its archives do not change by a bit.
+
 Units: millivolts, seconds. Coordinates of the heart vector: x to the patient's left, y to the
 feet, z to the front.
 """
@@ -111,6 +120,7 @@ class Findings:
     af_amp: float = 0.05  # mV of fibrillatory / flutter waves
     flutter_rate: float = 290.0  # atrial rate in flutter, /min
     flutter_ratio: int = 2  # AV conduction ratio in flutter
+    af_irregularity: float = 0.22  # log-normal spread of the RR intervals in AF
 
 
 @dataclass
@@ -126,44 +136,84 @@ class Subject:
     wander: float  # baseline wander, mV
     mains: float  # mains hum, mV
     mains_hz: float
+    difficulty: float = 1.0  # how far findings and noise are from textbook clarity; see above
 
 
-def new_subject(rng: np.random.Generator, mains_hz: float = 50.0) -> Subject:
-    """Draw a patient. Normal values spread so that no single one separates the classes."""
-    angles = np.radians(rng.normal(0.0, [8.0, 8.0, 12.0]))
+def check_difficulty(difficulty: object) -> float:
+    """`difficulty` as a float, or ValueError unless it is a real number in (0, 1]."""
+    if isinstance(difficulty, bool) or not isinstance(
+        difficulty, int | float | np.integer | np.floating
+    ):
+        raise ValueError(f"difficulty must be a number in (0, 1], got {difficulty!r}")
+    d = float(difficulty)
+    if not 0.0 < d <= 1.0:  # also refuses NaN
+        raise ValueError(f"difficulty must be in (0, 1], got {difficulty!r}")
+    return d
+
+
+def _ease(value, target, difficulty: float):
+    """`value` moved towards `target`, keeping the fraction `difficulty` of the distance.
+
+    At difficulty 1 the value itself is returned, not a recomputation, so the realistic
+    archives stay bit-identical.
+    """
+    if difficulty >= 1.0:
+        return value
+    return target + (value - target) * difficulty
+
+
+def _ease_log(value: float, target: float, difficulty: float) -> float:
+    """`_ease` on a log scale, for positive factors drawn log-normally."""
+    if difficulty >= 1.0:
+        return value
+    return math.exp(_ease(math.log(value), math.log(target), difficulty))
+
+
+def new_subject(
+    rng: np.random.Generator, mains_hz: float = 50.0, difficulty: float = 1.0
+) -> Subject:
+    """Draw a patient. Normal values spread so that no single one separates the classes.
+
+    Below difficulty 1 every spread around the population's typical value and every noise
+    amplitude shrinks by the factor `difficulty`; the same random numbers are drawn.
+    """
+    d = check_difficulty(difficulty)
+    angles = np.radians(_ease(rng.normal(0.0, [8.0, 8.0, 12.0]), 0.0, d))
     rotation = _rotation(*angles)
     electrodes = np.empty((9, 3))
-    electrodes[:3] = _LIMB + rng.normal(0.0, 0.03, (3, 3))
+    electrodes[:3] = _LIMB + _ease(rng.normal(0.0, 0.03, (3, 3)), 0.0, d)
     shift = rng.normal(0.0, np.radians(7.0), 6) + rng.normal(0.0, np.radians(6.0))
-    a = _CHEST_ANGLE + shift
-    g = _CHEST_GAIN * rng.lognormal(0.0, 0.12, 6)
+    a = _CHEST_ANGLE + _ease(shift, 0.0, d)
+    spread = rng.lognormal(0.0, 0.12, 6)
+    g = _CHEST_GAIN * (spread if d >= 1.0 else spread**d)
     electrodes[3:, 0] = g * np.cos(a)
-    electrodes[3:, 1] = _CHEST_Y + rng.normal(0.0, 0.08, 6)
+    electrodes[3:, 1] = _CHEST_Y + _ease(rng.normal(0.0, 0.08, 6), 0.0, d)
     electrodes[3:, 2] = g * np.sin(a)
-    axis = float(np.clip(rng.normal(45.0, 22.0), -20.0, 95.0))
+    axis = float(np.clip(_ease(rng.normal(45.0, 22.0), 45.0, d), -20.0, 95.0))
     base = Findings(
-        hr=float(np.clip(rng.normal(74.0, 9.0), 61.0, 99.0)),
-        hrv=float(rng.uniform(0.01, 0.05)),
-        pr=float(rng.uniform(0.12, 0.195)),
-        p_amp=float(rng.uniform(0.1, 0.18)),
-        qrs_width=float(rng.uniform(0.075, 0.105)),
+        hr=float(np.clip(_ease(rng.normal(74.0, 9.0), 74.0, d), 61.0, 99.0)),
+        hrv=float(_ease(rng.uniform(0.01, 0.05), 0.03, d)),
+        pr=float(_ease(rng.uniform(0.12, 0.195), 0.155, d)),
+        p_amp=float(_ease(rng.uniform(0.1, 0.18), 0.15, d)),
+        qrs_width=float(_ease(rng.uniform(0.075, 0.105), 0.09, d)),
         axis=axis,
-        horiz=float(rng.normal(-0.12, 0.15)),
-        r_amp=float(rng.lognormal(math.log(1.3), 0.2)),
-        t_amp=float(rng.lognormal(math.log(0.3), 0.25)),
-        t_axis=float(axis + rng.normal(-5.0, 15.0)),
-        qtc=float(rng.uniform(0.38, 0.445)),
+        horiz=float(_ease(rng.normal(-0.12, 0.15), -0.12, d)),
+        r_amp=_ease_log(float(rng.lognormal(math.log(1.3), 0.2)), 1.3, d),
+        t_amp=_ease_log(float(rng.lognormal(math.log(0.3), 0.25)), 0.3, d),
+        t_axis=float(axis + _ease(rng.normal(-5.0, 15.0), -5.0, d)),
+        qtc=float(_ease(rng.uniform(0.38, 0.445), 0.41, d)),
     )
     return Subject(
         rotation=rotation,
         electrodes=electrodes,
-        gain=float(rng.lognormal(0.0, 0.15)),
+        gain=_ease_log(float(rng.lognormal(0.0, 0.15)), 1.0, d),
         baseline=base,
         pvc_dir=_unit(*rng.normal(0.0, 1.0, 3)),
-        noise=float(rng.uniform(0.006, 0.03)),
-        wander=float(rng.uniform(0.02, 0.25)),
-        mains=float(rng.uniform(0.0, 0.02)) * float(rng.random() < 0.6),
+        noise=float(_ease(rng.uniform(0.006, 0.03), 0.0, d)),
+        wander=float(_ease(rng.uniform(0.02, 0.25), 0.0, d)),
+        mains=float(_ease(rng.uniform(0.0, 0.02), 0.0, d)) * float(rng.random() < 0.6),
         mains_hz=mains_hz,
+        difficulty=d,
     )
 
 
@@ -173,90 +223,100 @@ def apply(
     rng: np.random.Generator,
     strength: float = 1.0,
     region: str | None = None,
+    difficulty: float = 1.0,
 ) -> Findings:
     """Return `f` changed by one named finding.
 
     `strength` (0..1] scales how far a finding departs from normal; values < 1 make borderline
     cases, which real label sets contain too. `region` (a key of REGIONS) fixes where an ST or T
-    change shows, for label sets that name the leads (PTB-XL's ISCAL, ISCIN ...).
+    change shows, for label sets that name the leads (PTB-XL's ISCAL, ISCIN ...). Below
+    `difficulty` 1 there are no borderline cases (strength counts as 1), and each drawn size
+    moves that far towards a clear but plausible textbook value (the second argument of `_ease`).
     """
     if region is not None and region not in REGIONS:
         raise ValueError(f"region {region!r} is unknown; expected one of {sorted(REGIONS)}")
-    s = strength
+    d = check_difficulty(difficulty)
+    s = strength if d >= 1.0 else 1.0
     g = replace(f, st=list(f.st), t_extra=list(f.t_extra), mi=list(f.mi))
-    u = rng.uniform
+
+    def u(lo: float, hi: float, target: float | None = None) -> float:
+        """A uniform draw, eased towards `target` (None: the range's middle) below 1."""
+        v = rng.uniform(lo, hi)
+        return _ease(v, 0.5 * (lo + hi) if target is None else target, d)
+
     if finding == "SB":
-        g.hr = u(40.0, 57.0) if s >= 1 else u(54.0, 59.0)
+        g.hr = u(40.0, 57.0, 42.0) if s >= 1 else u(54.0, 59.0)
     elif finding == "STACH":
-        g.hr = u(103.0, 145.0) if s >= 1 else u(100.0, 106.0)
+        g.hr = u(103.0, 145.0, 135.0) if s >= 1 else u(100.0, 106.0)
     elif finding == "AF":
-        g.rhythm, g.hr, g.af_amp = "af", u(60.0, 135.0), u(0.015, 0.08)
+        g.rhythm, g.hr, g.af_amp = "af", u(60.0, 135.0), u(0.015, 0.08, 0.15)
+        g.af_irregularity = _ease(0.22, 0.35, d)
     elif finding == "AFL":
         g.rhythm, g.flutter_rate = "flutter", u(250.0, 320.0)
         g.flutter_ratio = int(rng.choice([2, 2, 3, 4]))
-        g.af_amp = u(0.08, 0.2)
+        g.af_amp = u(0.08, 0.2, 0.25)
         g.hr = g.flutter_rate / g.flutter_ratio
     elif finding == "IAVB":
-        g.pr = u(0.205, 0.34) if s >= 1 else u(0.2, 0.23)
+        g.pr = u(0.205, 0.34, 0.32) if s >= 1 else u(0.2, 0.23)
     elif finding in ("RBBB", "IRBBB", "LBBB", "IVCD"):
         g.qrs = finding.lower()
-        lo, hi = {
-            "RBBB": (0.122, 0.16),
-            "IRBBB": (0.1, 0.118),
-            "LBBB": (0.13, 0.17),
-            "IVCD": (0.112, 0.135),
+        lo, hi, target = {
+            "RBBB": (0.122, 0.16, 0.16),
+            "IRBBB": (0.1, 0.118, 0.115),
+            "LBBB": (0.13, 0.17, 0.17),
+            "IVCD": (0.112, 0.135, 0.13),
         }[finding]
-        g.qrs_width = u(lo, hi)
+        g.qrs_width = u(lo, hi, target)
     elif finding == "LAD":
-        g.axis = u(-80.0, -31.0) if s >= 1 else u(-40.0, -25.0)
+        g.axis = u(-80.0, -31.0, -60.0) if s >= 1 else u(-40.0, -25.0)
         g.t_axis = g.axis + u(30.0, 70.0)
     elif finding == "RAD":
-        g.axis = u(95.0, 150.0)
+        g.axis = u(95.0, 150.0, 130.0)
     elif finding == "PAC":
-        g.pac_rate = u(0.07, 0.25) * s
+        g.pac_rate = u(0.07, 0.25, 0.4) * s
     elif finding == "PVC":
-        g.pvc_rate = u(0.06, 0.22) * s
+        g.pvc_rate = u(0.06, 0.22, 0.35) * s
     elif finding == "STD":
         where = region or str(
             rng.choice(["apical", "apical", "lateral", "anterolateral", "posterior"])
         )
-        g.st.append((where, -u(0.07, 0.25) * s))
+        g.st.append((where, -u(0.07, 0.25, 0.3) * s))
     elif finding == "STE":
         where = region or str(rng.choice(["anterior", "inferior", "septal", "anterolateral"]))
-        g.st.append((where, u(0.1, 0.3) * s))
+        g.st.append((where, u(0.1, 0.3, 0.35) * s))
     elif finding == "TINV":
         where = region or str(
             rng.choice(["lateral", "anterolateral", "inferior", "apical", "anterior"])
         )
-        g.t_extra.append((where, -u(0.3, 0.6) * s))
+        g.t_extra.append((where, -u(0.3, 0.6, 0.65) * s))
     elif finding == "TAB":  # flat, low or slightly negative T
-        g.t_amp *= u(-0.25, 0.35)
+        g.t_amp *= u(-0.25, 0.35, -0.25)
     elif finding == "NSTT":  # non-specific ST-T changes: lower T, slight ST sag
-        g.t_amp *= u(0.25, 0.6)
-        g.st.append(("apical", -u(0.02, 0.07)))
+        g.t_amp *= u(0.25, 0.6, 0.25)
+        g.st.append(("apical", -u(0.02, 0.07, 0.08)))
     elif finding == "LQT":
-        g.qtc = u(0.475, 0.56) if s >= 1 else u(0.455, 0.475)
-        g.t_amp *= u(0.7, 1.0)
+        g.qtc = u(0.475, 0.56, 0.54) if s >= 1 else u(0.455, 0.475)
+        g.t_amp *= u(0.7, 1.0, 1.0)
     elif finding == "MI":  # old infarct: Q waves and negative T facing the scar
         where = region or str(rng.choice(["inferior", "anterior", "septal", "lateral"]))
-        g.mi.append((where, u(0.15, 0.45) * s))
-        g.t_extra.append((where, -u(0.05, 0.3) * s))
+        g.mi.append((where, u(0.15, 0.45, 0.45) * s))
+        g.t_extra.append((where, -u(0.05, 0.3, 0.3) * s))
     elif finding == "STEMI":  # acute: Q forming, ST raised facing the injury
         where = region or str(rng.choice(["inferior", "anterior", "septal", "anterolateral"]))
-        g.mi.append((where, u(0.05, 0.3) * s))
-        g.st.append((where, u(0.1, 0.35) * s))
+        g.mi.append((where, u(0.05, 0.3, 0.3) * s))
+        g.st.append((where, u(0.1, 0.35, 0.35) * s))
     elif finding == "LVH":
-        g.qrs_gain *= u(1.55, 2.3) if s >= 1 else u(1.35, 1.55)
-        g.qrs_width = max(g.qrs_width, u(0.095, 0.115))
+        g.qrs_gain *= u(1.55, 2.3, 2.3) if s >= 1 else u(1.35, 1.55)
+        g.qrs_width = max(g.qrs_width, u(0.095, 0.115, 0.11))
         if rng.random() < 0.5:  # strain pattern
-            g.st.append(("lateral", -u(0.04, 0.12)))
-            g.t_extra.append(("lateral", -u(0.2, 0.45)))
+            g.st.append(("lateral", -u(0.04, 0.12, 0.12)))
+            g.t_extra.append(("lateral", -u(0.2, 0.45, 0.45)))
     elif finding == "RVH":
-        g.qrs, g.axis = "rvh", u(100.0, 140.0)
+        g.qrs, g.axis = "rvh", u(100.0, 140.0, 125.0)
     elif finding == "LAE":
-        g.p_width, g.la_share = u(1.25, 1.5), u(1.4, 2.0)
+        g.p_width, g.la_share = u(1.25, 1.5, 1.5), u(1.4, 2.0, 2.0)
     elif finding == "LOWV":
-        g.qrs_gain *= u(0.3, 0.55)
+        g.qrs_gain *= u(0.3, 0.55, 0.3)
     else:
         raise ValueError(f"finding {finding!r} is unknown to the demo ECG model")
     return g
@@ -373,6 +433,8 @@ def _beats(f: Findings, duration: float, rng: np.random.Generator) -> tuple[np.n
     cardiologist labelled it because one was there), placed at a random beat.
     """
     rr0 = 60.0 / f.hr
+    sigma = f.af_irregularity
+    drift = 0.024 * (sigma / 0.22) ** 2  # keeps the mean RR near rr0
     cap = int(duration / 0.25) + 16
     z = rng.standard_normal(cap)
     uni = rng.random((cap, 3))
@@ -392,7 +454,7 @@ def _beats(f: Findings, duration: float, rng: np.random.Generator) -> tuple[np.n
         want_pvc = uni[i, 0] < f.pvc_rate or (i >= force_pvc >= 0 and not had_pvc)
         want_pac = uni[i, 0] > 1.0 - f.pac_rate or (i >= force_pac >= 0 and not had_pac)
         if f.rhythm == "af":
-            rr = rr0 * float(np.exp(0.22 * z[i] - 0.024))
+            rr = rr0 * float(np.exp(sigma * z[i] - drift))
             rr = min(max(rr, 0.3), 2.2)
             kind = 3
             if want_pvc and kinds and kinds[-1] != 2:
@@ -511,9 +573,8 @@ def _noise(subj: Subject, m: int, t: np.ndarray, rng: np.random.Generator) -> np
         start = int(rng.integers(0, max(n - 1, 1)))
         stop = min(n, start + int(rng.uniform(0.1, 0.3) * n))
         who = rng.random(m) < 0.4
-        out[who, start:stop] += rng.standard_normal((int(who.sum()), stop - start)) * rng.uniform(
-            0.02, 0.08
-        )
+        burst = rng.standard_normal((int(who.sum()), stop - start))
+        out[who, start:stop] += burst * _ease(rng.uniform(0.02, 0.08), 0.0, subj.difficulty)
     return out
 
 
