@@ -79,6 +79,7 @@ def test_write_and_read_shard(tmp_path):
     shard = read_shard(path)
     x, y = shard.part(TEST)
     np.testing.assert_array_equal(x, rs.signals[1::2])
+    np.testing.assert_array_equal(y, rs.labels[1::2])
     assert shard.record_ids[3] == "r003"
     assert not list(tmp_path.glob("*.tmp"))
 
