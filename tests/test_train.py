@@ -48,6 +48,8 @@ def test_scratch_training_writes_metrics_checkpoint_and_sidecar(tmp_path):
     assert m.test_f1.between(0, 1).all() and (m.seconds > 0).all()
     ckpt = torch.load(out / "model.pt", weights_only=True)
     assert set(ckpt) >= {"model", "optimizer", "config", "epoch", "best_metric"}
+    out2, _ = _run(tmp_path, shard, "no_opt", epochs=1, save_optimizer=False)
+    assert "optimizer" not in torch.load(out2 / "model.pt", weights_only=True)
     assert ckpt["epoch"] == int(m.test_f1.idxmax()) + 1
     assert ckpt["best_metric"] == pytest.approx(m.test_f1.max())
     assert ckpt["config"]["classes"] == ["c0", "c1", "c2"]

@@ -14,7 +14,10 @@ rule pretrain:
     params:
         stage=stage_params("pretrain"),
         init_from="scratch",
+        save_optimizer=True,
         code_version=CODE_VERSION,
+    # Every fine-tune waits for its pretrained model: start those first.
+    priority: 10
     threads: 1
     resources:
         gpu=1,
@@ -39,6 +42,7 @@ rule finetune:
     params:
         stage=stage_params("finetune"),
         init_from="pretrained",
+        save_optimizer=False,
         code_version=CODE_VERSION,
     threads: 1
     resources:
@@ -63,6 +67,7 @@ rule train_scratch:
     params:
         stage=stage_params("scratch"),
         init_from="scratch",
+        save_optimizer=False,
         code_version=CODE_VERSION,
     threads: 1
     resources:

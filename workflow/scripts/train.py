@@ -12,6 +12,7 @@ settings = train.TrainSettings(
     seed=int(snakemake.wildcards.seed),
     init_from=snakemake.params.init_from,
     threads=snakemake.threads,
+    save_optimizer=snakemake.params.save_optimizer,
 )
 train.train(
     snakemake.input.shard,
