@@ -118,3 +118,17 @@ def test_read_shard_roundtrip_and_split(tmp_path):
     assert (s.split == 1).sum() == 10
     assert s.classes == ["c0", "c1", "c2"]
     assert models.build("gru", 3, n_samples=64)(torch.from_numpy(s.signals[:2])).shape == (2, 3)
+
+
+def test_load_pretrained_in_one_line(tmp_path):
+    shard = _shard(tmp_path / "up.h5", n_classes=4)
+    out, _ = _run(tmp_path, shard, "pre", arch="gru", epochs=1)
+    model = models.load_pretrained(out / "model.pt")
+    assert model.checkpoint_config["classes"] == ["c0", "c1", "c2", "c3"]
+    x = torch.from_numpy(read_shard(shard).signals[:3])
+    assert model(x).shape == (3, 4)
+    assert models.load_pretrained(out / "model.pt", n_classes=2)(x).shape == (3, 2)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"bad\.pt: not a loadable"):
+        models.load_pretrained(bad)

@@ -19,8 +19,12 @@ ones added by users with :func:`register`.
 
 from __future__ import annotations
 
+import os
+import pickle
+import struct
 from collections.abc import Callable
 from numbers import Integral
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -334,3 +338,27 @@ def _gru(n_classes: int, n_leads: int, n_samples: int) -> nn.Module:
 
 #: The study's architectures, in the order tables and figures list them.
 ARCHITECTURES: tuple[str, ...] = registered()
+
+
+def load_pretrained(path: str | os.PathLike, n_classes: int | None = None) -> nn.Module:
+    """Rebuild a trained model from one of the study's checkpoints (``model.pt``).
+
+    The checkpoint's ``config`` names the architecture, classes and input shape, so this is the
+    one line a user needs to fine-tune a pretrained model outside the study. With ``n_classes``
+    (and a different class count) the top layer is replaced by a fresh one of that size. The
+    checkpoint's config is attached as ``model.checkpoint_config`` (classes, leads, fs, ...).
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = ckpt["config"]
+        model = build(cfg["arch"], n_classes=len(cfg["classes"]), n_leads=cfg["n_leads"],
+                      n_samples=cfg["n_samples"])
+        model.load_state_dict(ckpt["model"])
+    except (OSError, EOFError, KeyError, RuntimeError, TypeError, ValueError,
+            pickle.UnpicklingError, struct.error) as e:
+        raise ValueError(f"{path}: not a loadable ecg-transfer checkpoint ({e})") from e
+    model.checkpoint_config = cfg
+    if n_classes is not None and n_classes != len(cfg["classes"]):
+        replace_head(model, n_classes)
+    return model

@@ -66,11 +66,7 @@ def pick_device(requested: str | None) -> torch.device:
 
 def load_pretrained_backbone(path: str | os.PathLike, n_classes: int) -> torch.nn.Module:
     """Rebuild the upstream model from its checkpoint and give it a fresh top layer."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = ckpt["config"]
-    model = models.build(cfg["arch"], n_classes=len(cfg["classes"]), n_leads=cfg["n_leads"],
-                         n_samples=cfg["n_samples"])
-    model.load_state_dict(ckpt["model"])
+    model = models.load_pretrained(path)
     return models.replace_head(model, n_classes)
 
 
