@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ecg_transfer.fileio import atomic_path
 from ecg_transfer.models import ARCHITECTURES
 
 __all__ = ["METRICS_COLUMNS", "REGIMES", "SUMMARY_COLUMNS", "collect", "plot_curves",
@@ -161,15 +161,8 @@ def collect(jobs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same directory, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _arch_order(archs: Sequence[str]) -> list[str]:
@@ -329,12 +322,5 @@ def plot_curves(jobs: Sequence[Mapping[str, object]] | pd.DataFrame,
 
 
 def _write_figure(fig: Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
+from ecg_transfer.fileio import atomic_path
+
 if TYPE_CHECKING:  # the readers pull in wfdb, scipy and pandas: training jobs need none of it
     from ecg_transfer.datasets import RecordSet
 
@@ -104,34 +106,27 @@ def write_shard(
 ) -> Path:
     """Write a shard atomically: a crash never leaves a half-written file under ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     str_dtype = h5py.string_dtype("utf-8")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("signals", data=rs.signals.astype(np.float32, copy=False),
-                             chunks=(1, *rs.signals.shape[1:]) if len(rs.signals) else None)
-            f.create_dataset("labels", data=rs.labels.astype(np.uint8, copy=False))
-            f.create_dataset("record_ids", data=np.array(rs.record_ids, dtype=object),
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("signals", data=rs.signals.astype(np.float32, copy=False),
+                         chunks=(1, *rs.signals.shape[1:]) if len(rs.signals) else None)
+        f.create_dataset("labels", data=rs.labels.astype(np.uint8, copy=False))
+        f.create_dataset("record_ids", data=np.array(rs.record_ids, dtype=object),
+                         dtype=str_dtype)
+        f.create_dataset("split", data=split.astype(np.uint8))
+        if rs.patient_ids is not None:
+            f.create_dataset("patient_ids", data=np.array(rs.patient_ids, dtype=object),
                              dtype=str_dtype)
-            f.create_dataset("split", data=split.astype(np.uint8))
-            if rs.patient_ids is not None:
-                f.create_dataset("patient_ids", data=np.array(rs.patient_ids, dtype=object),
-                                 dtype=str_dtype)
-            f.attrs["dataset"] = dataset
-            f.attrs["classes"] = list(rs.classes)
-            f.attrs["fs"] = float(rs.fs)
-            f.attrs["leads"] = list(rs.leads)
-            f.attrs["protocol"] = rs.protocol
-            f.attrs["split_names"] = list(SPLIT_NAMES)
-            f.attrs["split_method"] = split_method
-            for i, name in enumerate(SPLIT_NAMES):
-                f.attrs[f"n_{name}"] = int((split == i).sum())
-            f.attrs["dropped"] = json.dumps([list(d) for d in rs.dropped])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        f.attrs["dataset"] = dataset
+        f.attrs["classes"] = list(rs.classes)
+        f.attrs["fs"] = float(rs.fs)
+        f.attrs["leads"] = list(rs.leads)
+        f.attrs["protocol"] = rs.protocol
+        f.attrs["split_names"] = list(SPLIT_NAMES)
+        f.attrs["split_method"] = split_method
+        for i, name in enumerate(SPLIT_NAMES):
+            f.attrs[f"n_{name}"] = int((split == i).sum())
+        f.attrs["dropped"] = json.dumps([list(d) for d in rs.dropped])
     return path
 
 

@@ -15,13 +15,14 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ecg_transfer import __version__, models
+from ecg_transfer.fileio import atomic_path
 from ecg_transfer.metrics import constant_baseline_f1, weighted_f1
 from ecg_transfer.shards import TEST, TRAIN, read_shard
 
@@ -45,7 +46,6 @@ class TrainSettings:
     # Adam's state is twice the model (a ResNet1d101 checkpoint: 117 MB of weights, 351 MB with
     # it). Pretrained models keep it, to continue upstream training; downstream jobs drop it.
     save_optimizer: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -165,14 +165,16 @@ def train(
         eta = elapsed / epoch * (settings.epochs - epoch)
         log.info("epoch %d/%d  train_loss %.4f  test_loss %.4f  test_f1 %.4f  %.1f s  ETA %.0f s",
                  epoch, settings.epochs, train_loss, test_loss, test_f1, seconds, eta)
-    _save_atomic(best, checkpoint_path)
-    _write_csv_atomic(metrics_path, rows)
+    with atomic_path(checkpoint_path) as tmp:
+        torch.save(best, tmp)
+    with atomic_path(metrics_path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
     summary = {**config, "best_test_f1": best_f1, "best_epoch": best_epoch,
                "baseline_f1": baseline, "epochs_run": settings.epochs}
-    sidecar = checkpoint_path.with_suffix(".json")
-    tmp = sidecar.with_name(sidecar.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, sidecar)
+    with atomic_path(checkpoint_path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
     log.info("best test F1 %.4f at epoch %d (constant predictor %.4f)", best_f1, best_epoch,
              baseline)
     return summary
@@ -209,16 +211,3 @@ def _evaluate(model, loss_fn, x, y, batch_size) -> tuple[float, np.ndarray]:
     return loss, torch.sigmoid(logits).float().cpu().numpy()
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _write_csv_atomic(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)

@@ -3,6 +3,7 @@
 from snakemake.utils import validate
 
 import ecg_transfer
+import ecg_transfer.download
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -59,12 +60,8 @@ def dataset_sha256(wildcards):
 def download_input(wildcards):
     """A file: URL is a local file, so it is an input: Snakemake then builds (demo mirror) or
     tracks it like any other file."""
-    url = dataset_cfg(wildcards)["url"]
-    if url.startswith("file:") and not url.startswith("file:/"):
-        return url[len("file:") :]
-    if url.startswith("file://"):
-        return url[len("file://") :]
-    return []
+    path = ecg_transfer.download.local_path(dataset_cfg(wildcards)["url"])
+    return [] if path is None else str(path)
 
 
 def demo_records(wildcards):
