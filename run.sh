@@ -36,6 +36,27 @@ ensure_env() {
     echo "$want" >"$STAMP"
 }
 
+# tests/test_slurm.py starts a real single-node SLURM cluster from these Debian packages.
+SLURM_PACKAGES=(munge slurm-wlm slurmctld slurmd slurm-client slurmdbd mariadb-server)
+
+ensure_slurm_packages() {
+    local missing=() pkg
+    for pkg in "${SLURM_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "run.sh: installing for tests/test_slurm.py (apt-get): ${missing[*]}" >&2
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >&2
+    else
+        echo "run.sh: tests/test_slurm.py needs the Debian packages ${missing[*]}" \
+            "(as root: apt-get install ${missing[*]}); without them it fails" >&2
+    fi
+}
+
 command=${1:-help}
 [ $# -gt 0 ] && shift
 case "$command" in
@@ -47,6 +68,7 @@ demo)
     ;;
 test)
     ensure_env
+    ensure_slurm_packages
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
 snakemake)

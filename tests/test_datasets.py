@@ -17,7 +17,14 @@ import pytest
 import scipy.io
 import wfdb
 
-from ecg_transfer.datasets import NAMES, PROTOCOLS, STANDARD_LEADS, RecordSet, load
+from ecg_transfer.datasets import (
+    NAMES,
+    PROTOCOLS,
+    STANDARD_LEADS,
+    BadRecordError,
+    RecordSet,
+    load,
+)
 from ecg_transfer.datasets.common import fill_nan, lead_indices, minmax
 from ecg_transfer.datasets.wfdb_io import read_header, read_signals
 
@@ -301,9 +308,9 @@ def test_challenge_errors_name_the_file(tmp_path: Path) -> None:
     bad = write_challenge(tmp_path / "a", "A0001", ramp(5000), "RBBB,Wobble")
     with pytest.raises(ValueError, match=rf"{bad}: field Dx has unknown label 'Wobble'"):
         load("cpsc2018", tmp_path / "a")
-    bad = write_challenge(tmp_path / "b", "A0001", ramp(5000), "426177001")  # SB: not a CPSC class
-    with pytest.raises(ValueError, match=rf"{bad}: field Dx has code 426177001"):
-        load("cpsc2018", tmp_path / "b")
+    # A valid code outside the class list is ignored, as the paper does (SB is no CPSC class).
+    write_challenge(tmp_path / "b", "A0001", ramp(5000), "426177001")
+    assert load("cpsc2018", tmp_path / "b").labels.tolist() == [[0] * 9]
     leads = (*STANDARD_LEADS[:11], "V7")
     bad = write_challenge(tmp_path / "c", "A0001", ramp(5000), "AF", leads=leads)
     with pytest.raises(
@@ -452,10 +459,10 @@ def test_ptbxl_rates_pick_the_right_copy(tmp_path: Path) -> None:
 def test_ptbxl_errors_name_the_file(tmp_path: Path) -> None:
     write_ptbxl(tmp_path, PTBXL_ROWS[:2])
     (tmp_path / "records100/00000/00003_lr.dat").unlink()
-    with pytest.raises(FileNotFoundError, match=r"00003_lr\.dat does not exist"):
+    with pytest.raises(BadRecordError, match=r"00003_lr\.dat does not exist \(record 00003\)"):
         load("ptbxl", tmp_path)
     (tmp_path / "records100/00000/00003_lr.hea").unlink()
-    with pytest.raises(FileNotFoundError, match=r"ptbxl_database\.csv, ecg_id 3: filename_lr"):
+    with pytest.raises(BadRecordError, match=r"ptbxl_database\.csv, ecg_id 3: filename_lr"):
         load("ptbxl", tmp_path)
     table = pd.read_csv(tmp_path / "ptbxl_database.csv")
     table.loc[table.ecg_id == 1, "scp_codes"] = "NORM"
@@ -503,7 +510,8 @@ def test_ribeiro_leads_crop_labels(tmp_path: Path) -> None:
 def test_ribeiro_mismatched_labels(tmp_path: Path) -> None:
     write_ribeiro(tmp_path, np.zeros((3, 4096, 12)), np.zeros((4, 6), int))
     with pytest.raises(
-        ValueError, match=r"ecg_tracings\.hdf5: 3 exams, but the gold standard has 4"
+        BadRecordError,
+        match=r"ecg_tracings\.hdf5: gold standard row 3 has no tracing: the file holds 3 exams",
     ):
         load("ribeiro", tmp_path)
     write_ribeiro(tmp_path, np.zeros((3, 4096, 12)), np.full((3, 6), 2))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import multiprocessing
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ecg_transfer import download
 
@@ -123,3 +126,144 @@ def test_not_an_archive(tmp_path: Path):
     f.write_bytes(b"<html>not found</html>")
     with pytest.raises(ValueError, match="not a zip or tar archive"):
         download.extract(f, tmp_path / "raw")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_first_download_is_recorded_in_lock_then_verified(file_server, tmp_path):
+    data = _payload(100_000)
+    (file_server.root / "d.zip").write_bytes(data)
+    lock = tmp_path / "checksums.lock.yaml"
+    url = file_server.url("d.zip")
+    download.fetch(url, tmp_path / "a1", lock=lock, dataset="ptb")
+    entry = yaml.safe_load(lock.read_text())["ptb"]
+    assert entry["url"] == url and entry["sha256"] == _sha(data)
+    assert entry["bytes"] == len(data) and entry["recorded"].startswith("20")
+    before = lock.read_text()
+    download.fetch(url, tmp_path / "a2", lock=lock, dataset="ptb")  # same bytes: verified
+    assert (tmp_path / "a2").read_bytes() == data
+    assert lock.read_text() == before
+
+
+def test_changed_source_is_checksum_error_naming_url_lock_and_hashes(file_server, tmp_path):
+    old, new = _payload(50_000), b"changed" + _payload(50_000)
+    (file_server.root / "d.zip").write_bytes(old)
+    lock = tmp_path / "checksums.lock.yaml"
+    url = file_server.url("d.zip")
+    download.fetch(url, tmp_path / "a1", lock=lock, dataset="ptb")
+    before = lock.read_text()
+    (file_server.root / "d.zip").write_bytes(new)
+    with pytest.raises(download.ChecksumError) as e:
+        download.fetch(url, tmp_path / "a2", lock=lock, dataset="ptb")
+    message = str(e.value)
+    for part in (url, str(lock), _sha(old), _sha(new), "'ptb'"):
+        assert part in message
+    assert not (tmp_path / "a2").exists() and not (tmp_path / "a2.part").exists()
+    assert lock.read_text() == before
+
+
+def test_url_change_is_a_new_entry_not_a_mismatch(file_server, tmp_path, caplog):
+    (file_server.root / "v1.zip").write_bytes(b"one")
+    (file_server.root / "v2.zip").write_bytes(b"two")
+    lock = tmp_path / "checksums.lock.yaml"
+    download.fetch(file_server.url("v1.zip"), tmp_path / "a", lock=lock, dataset="ptb")
+    download.fetch(file_server.url("v2.zip"), tmp_path / "a", lock=lock, dataset="ptb")
+    entry = yaml.safe_load(lock.read_text())["ptb"]
+    assert entry["url"] == file_server.url("v2.zip") and entry["sha256"] == _sha(b"two")
+    assert "url of 'ptb' changed" in caplog.text
+
+
+def test_pinned_checksum_or_local_file_leaves_the_lock_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("m.zip").write_bytes(b"abc")
+    lock = tmp_path / "checksums.lock.yaml"
+    download.fetch("file:m.zip", tmp_path / "o", sha256=_sha(b"abc"), lock=lock, dataset="ptb")
+    assert not lock.exists()
+    download.fetch("file:m.zip", tmp_path / "o", lock=lock, dataset="ptb")  # local: not pinned
+    assert not lock.exists()
+    with pytest.raises(ValueError, match="needs the dataset name"):
+        download.fetch("file:m.zip", tmp_path / "o", lock=lock)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- just a list\n", "expected a mapping of dataset name to entry"),
+        ("ptb: {url: x, sha256: y}\n", r"entry 'ptb' lacks field\(s\) \['bytes', 'recorded'\]"),
+        ("ptb: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_lock_file_names_the_file(tmp_path, text, message):
+    lock = tmp_path / "checksums.lock.yaml"
+    lock.write_text(text)
+    (tmp_path / "f").write_bytes(b"x")
+    with pytest.raises(ValueError, match=message) as e:
+        download.check_or_record(lock, "ptb", "file:f", tmp_path / "f")
+    assert str(lock) in str(e.value)
+
+
+def _record_many(lock: str, worker: int, files: list[str]) -> None:
+    for i, path in enumerate(files):
+        download.check_or_record(lock, f"d{worker}_{i}", f"file:{path}", path)
+
+
+def test_concurrent_recording_keeps_every_entry(tmp_path):
+    files = []
+    for i in range(6):
+        f = tmp_path / f"f{i}"
+        f.write_bytes(bytes([i]) * 1000)
+        files.append(str(f))
+    lock = tmp_path / "checksums.lock.yaml"
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        pool.starmap(_record_many, [(str(lock), w, files) for w in range(4)])
+    entries = download.read_lock(lock)
+    assert len(entries) == 4 * len(files)
+    assert entries["d3_5"]["sha256"] == _sha(bytes([5]) * 1000)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_progress_log_reports_bytes_percent_rate_and_eta(caplog):
+    clock = iter([0.0, 10.0, 20.0, 30.0, 130.0])
+    logger = logging.getLogger("test.progress")
+    report = download.ProgressLog("http://x/a.zip", logger, clock=lambda: next(clock))
+    with caplog.at_level(logging.INFO, logger="test.progress"):
+        report(0, 100_000_000, True)
+        report(20_000_000, 100_000_000, False)
+        report(50_000_000, 100_000_000, False)
+        report(10_000_000, None, True)  # a retry that resumes, on a server without a length
+        report(400_000_000, 1_000_000_000, False)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "http://x/a.zip: 0.0 of 100.0 MB (0.0%), starting"
+    assert lines[1] == "http://x/a.zip: 20.0 of 100.0 MB (20.0%), 2.00 MB/s, 40 s left"
+    assert lines[2] == "http://x/a.zip: 50.0 of 100.0 MB (50.0%), 3.00 MB/s, 17 s left"
+    assert lines[3] == "http://x/a.zip: 10.0 MB (size unknown), resuming"
+    assert lines[4] == "http://x/a.zip: 400.0 of 1000.0 MB (40.0%), 3.90 MB/s, 2.6 min left"
+
+
+def test_fetch_reports_progress_at_start_during_and_end(file_server, tmp_path):
+    data = _payload()
+    (file_server.root / "p.zip").write_bytes(data)
+    calls: list[tuple[int, int | None, bool]] = []
+    download.fetch(file_server.url("p.zip"), tmp_path / "p",
+                   progress=lambda *a: calls.append(a), progress_every=0)
+    assert calls[0] == (0, len(data), True) and calls[-1] == (len(data), len(data), False)
+    assert len(calls) >= 3 and not any(starting for *_, starting in calls[1:])
+    assert [d for d, *_ in calls] == sorted(d for d, *_ in calls)
+
+
+def test_retry_backs_off_and_resumes_with_progress(file_server, tmp_path, monkeypatch, caplog):
+    data = _payload()
+    (file_server.root / "r.zip").write_bytes(data)
+    file_server.cut_after["r.zip"] = 700_000
+    waits: list[float] = []
+    monkeypatch.setattr(download.time, "sleep", waits.append)
+    url = file_server.url("r.zip")
+    with caplog.at_level(logging.INFO):
+        download.fetch(url, tmp_path / "r", backoff=3.0, progress=download.ProgressLog(url))
+    assert waits == [3.0]
+    assert "failed" in caplog.text and "retrying in 3 s" in caplog.text
+    assert ", resuming" in caplog.text  # the second attempt starts from the partial file
+    assert (tmp_path / "r").read_bytes() == data

@@ -55,4 +55,5 @@ def test_lock_file_agrees_with_pyproject():
 def test_every_rule_names_the_conda_env():
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):
         text = smk.read_text()
-        assert text.count("conda:") == text.count("\nrule "), f"{smk.name}: a rule lacks conda:"
+        rules = text.count("\nrule ") + text.count("\ncheckpoint ")
+        assert text.count("conda:") == rules, f"{smk.name}: a rule lacks conda:"

@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from ecg_transfer import models
-from ecg_transfer.models import ARCHITECTURES, build, head_parameters, register, replace_head
+from ecg_transfer.models import (
+    ARCHITECTURES,
+    backbone_parameters,
+    build,
+    head_parameters,
+    register,
+    replace_head,
+)
 
 RESNETS = ("resnet1d18", "resnet1d50", "resnet1d101")
 RNNS = ("lstm", "bilstm", "gru")
@@ -138,6 +145,16 @@ def test_head_parameters_only_train_the_head() -> None:
     head_ids = {id(p) for p in head_parameters(model)}
     assert head_ids == {id(model.head.weight), id(model.head.bias)}
     assert len(head_ids) < len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("arch", ["resnet1d18", "bilstm"])
+def test_backbone_and_head_partition_the_parameters(arch: str) -> None:
+    model = build(arch, n_classes=3, n_samples=20)
+    backbone, head = backbone_parameters(model), head_parameters(model)
+    assert {id(p) for p in backbone}.isdisjoint({id(p) for p in head})
+    assert len(backbone) + len(head) == len(list(model.parameters()))
+    # model order, so optimiser parameter groups built from it are reproducible
+    assert backbone == [p for p in model.parameters() if all(p is not h for h in head)]
 
 
 def test_unknown_architecture_lists_known_names() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from ecg_transfer.datasets import STANDARD_LEADS, RecordSet
 from ecg_transfer.shards import (
     TEST,
     TRAIN,
+    VAL,
     SplitSpec,
     read_shard,
     split_records,
@@ -93,3 +95,138 @@ def test_read_shard_names_the_bad_file(tmp_path):
         f["x"] = [1]
     with pytest.raises(ValueError, match=r"other\.h5: not a shard"):
         read_shard(tmp_path / "other.h5")
+
+
+# --- the index + parts stages ------------------------------------------------------------------
+
+
+def _stages(dataset, root, out, protocol="paper", split=None, shard_size=2000, **pre):
+    from ecg_transfer.shards import make_part, write_index
+
+    meta = write_index(dataset, root, out / "i.csv", out / "i.json",
+                       preprocess={"protocol": protocol, "fs": 100, "seconds": 10, **pre},
+                       split=split or {"test_size": 0.33, "random_state": 1},
+                       shard_size=shard_size)
+    paths = []
+    for i in range(meta["n_parts"]):
+        make_part(out / "i.csv", out / "i.json", root, i, out / f"part{i}.h5",
+                  out / f"part{i}.quarantine.csv")
+        paths.append(out / f"part{i}.h5")
+    return meta, paths
+
+
+def test_ribeiro_827_records_split_554_273_over_parts(tmp_path):
+    from test_datasets import write_ribeiro
+
+    rng = np.random.default_rng(0)
+    tracings = rng.normal(size=(827, 4096, 12)).astype(np.float32)
+    gold = (rng.random((827, 6)) < 0.05).astype(int)
+    write_ribeiro(tmp_path / "data", tracings, gold)
+    meta, paths = _stages("ribeiro", tmp_path / "data", tmp_path, shard_size=300)
+    assert meta["n_parts"] == 3 and (meta["n_train"], meta["n_test"]) == (554, 273)
+    shard = read_shard(paths)
+    assert shard.signals.shape == (827, 12, 1000)
+    assert ((shard.split == TRAIN).sum(), (shard.split == TEST).sum()) == (554, 273)
+    assert shard.record_ids[:2] == ["000", "001"] and shard.record_ids[-1] == "826"
+    norm = (gold.sum(axis=1) == 0).astype(np.uint8)[:, None]
+    np.testing.assert_array_equal(shard.labels, np.hstack([norm, gold]))
+    # the same split as the paper's rule on the same sorted records
+    from sklearn.model_selection import train_test_split
+
+    _, test_idx = train_test_split(np.arange(827), test_size=0.33, random_state=1)
+    assert sorted(np.flatnonzero(shard.split == TEST)) == sorted(test_idx)
+    # minmax per record and lead; lead order reordered from DI, DII, DIII, AVL, AVF, AVR
+    assert shard.signals.min() == -1.0 and shard.signals.max() == 1.0
+    expected = tracings[5, 48:4048:4][:, [0, 1, 2, 5, 3, 4, 6, 7, 8, 9, 10, 11]].T
+    lo, hi = expected.min(axis=1, keepdims=True), expected.max(axis=1, keepdims=True)
+    np.testing.assert_allclose(shard.signals[5], 2 * (expected - lo) / (hi - lo) - 1, atol=1e-5)
+    with h5py.File(paths[1]) as f:
+        assert f.attrs["part"] == 1 and f.attrs["n_parts"] == 3 and len(f["record_ids"]) == 300
+        assert f["signals"].chunks == (1, 12, 1000)
+
+
+def test_sound_split_keeps_patients_and_duplicates_together(tmp_path):
+    import shutil
+
+    from test_datasets import write_challenge, write_ptbxl
+
+    # PTB-XL: 40 records of 12 patients, sound protocol, resample_poly 100 Hz copy kept as is
+    rows = [{"ecg_id": i, "scp_codes": "{'NORM': 100.0}" if i % 3 else "{'IMI': 100.0}",
+             "patient_id": 500 + i % 12} for i in range(1, 41)]
+    write_ptbxl(tmp_path / "ptbxl", rows)
+    meta, paths = _stages("ptbxl", tmp_path / "ptbxl", tmp_path, protocol="sound",
+                          split={"test_size": 0.3, "val_size": 0.2, "random_state": 0},
+                          shard_size=16)
+    shard = read_shard(paths)
+    assert shard.protocol == "sound" and set(shard.split) == {TRAIN, TEST, VAL}
+    assert shard.patient_ids is not None and len(shard.patient_ids) == 40
+    patients = np.array(shard.patient_ids)
+    for patient in set(shard.patient_ids):
+        assert len(set(shard.split[patients == patient])) == 1, patient
+    assert "sound_split" in meta["split_method"]
+    # Georgia: byte-identical signals under two names stay in one split (content hash)
+    georgia = tmp_path / "georgia"
+    rng = np.random.default_rng(3)
+    for i in range(30):
+        write_challenge(georgia, f"E{i:05d}", rng.integers(-500, 500, (12, 5000)),
+                        "426783006" if i % 2 else "164889003")
+    for i in range(0, 30, 3):  # E00030.. duplicates of E00000, E00003, ...
+        for suffix in (".mat", ".hea"):
+            shutil.copy(georgia / f"E{i:05d}{suffix}", georgia / f"E{30 + i:05d}{suffix}")
+        hea = georgia / f"E{30 + i:05d}.hea"
+        hea.write_text(hea.read_text().replace(f"E{i:05d}", f"E{30 + i:05d}"))
+    out = tmp_path / "g"
+    out.mkdir()
+    _, paths = _stages("georgia", georgia, out, protocol="sound", shard_size=7)
+    shard = read_shard(paths)
+    assert len(shard.record_ids) == 40
+    index = pd.read_csv(out / "i.csv", dtype={"record_id": str})
+    for i in range(0, 30, 3):
+        a, b = f"E{i:05d}", f"E{30 + i:05d}"
+        ha, hb = (index.loc[index.record_id == r, "hash"].item() for r in (a, b))
+        assert ha == hb
+        assert shard.split[shard.record_ids.index(a)] == shard.split[shard.record_ids.index(b)]
+    # sound: millivolts, anti-aliased resample_poly (500 -> 100 Hz), not x[::5]
+    import scipy.signal
+
+    from ecg_transfer.datasets import load
+
+    rs = load("georgia", georgia, "sound")
+    from ecg_transfer.datasets.wfdb_io import read_record
+
+    x, _ = read_record(georgia / "E00001.hea")
+    expected = scipy.signal.resample_poly(x, 1, 5, axis=-1)[:, :1000]
+    np.testing.assert_allclose(rs.signals[1], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_sound_merges_equivalent_codes_paper_does_not(tmp_path):
+    from test_datasets import ramp, write_challenge
+
+    from ecg_transfer.datasets import load
+
+    write_challenge(tmp_path, "E00001", ramp(5000), "63593006,164889003")  # SVPB = PAC, AF
+    write_challenge(tmp_path, "E00002", ramp(5000), "284470004")  # PAC
+    paper = load("georgia", tmp_path, "paper")
+    sound = load("georgia", tmp_path, "sound")
+    pac, af = paper.classes.index("PAC"), paper.classes.index("AF")
+    assert paper.labels[0, pac] == 0 and paper.labels[0, af] == 1
+    assert sound.labels[0, pac] == 1 and sound.labels[0, af] == 1 and sound.labels[1, pac] == 1
+    cpsc = tmp_path / "cpsc"
+    write_challenge(cpsc, "A0001", ramp(5000), "713427006")  # CRBBB = RBBB
+    rbbb = load("cpsc2018", cpsc, "sound").classes.index("RBBB")
+    assert load("cpsc2018", cpsc, "sound").labels[0, rbbb] == 1
+    assert load("cpsc2018", cpsc, "paper").labels[0].sum() == 0
+
+
+def test_read_shard_of_parts_must_agree(tmp_path):
+    a = write_shard(tmp_path / "a.h5", "toy", _rs(np.eye(2, dtype=np.uint8)[[0, 1, 0]]),
+                    np.zeros(3, np.uint8), "m")
+    b = write_shard(tmp_path / "b.h5", "other", _rs(np.eye(2, dtype=np.uint8)[[1, 1]]),
+                    np.ones(2, np.uint8), "m")
+    with pytest.raises(ValueError, match=r"b\.h5: dataset 'other' differs from .*a\.h5"):
+        read_shard([a, b])
+    c = write_shard(tmp_path / "c.h5", "toy", _rs(np.eye(2, dtype=np.uint8)[[1, 1]]),
+                    np.ones(2, np.uint8), "m")
+    both = read_shard([a, c])
+    assert both.split.tolist() == [0, 0, 0, 1, 1] and len(both.record_ids) == 5
+    assert both.labels.tolist() == [[1, 0], [0, 1], [1, 0], [0, 1], [0, 1]]

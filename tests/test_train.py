@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +17,7 @@ import torch
 
 from ecg_transfer import models, train
 from ecg_transfer.datasets import STANDARD_LEADS, RecordSet
-from ecg_transfer.shards import SplitSpec, read_shard, split_records, write_shard
+from ecg_transfer.shards import TRAIN, VAL, SplitSpec, read_shard, split_records, write_shard
 
 
 def _shard(path, n=48, n_classes=3, n_samples=64, seed=0, dataset="toy"):
@@ -28,14 +36,14 @@ def _shard(path, n=48, n_classes=3, n_samples=64, seed=0, dataset="toy"):
     return write_shard(path, dataset, rs, split, method)
 
 
-def _run(tmp_path, shard, name, pretrained=None, **kw):
+def _run(tmp_path, shard, name, pretrained=None, resume_dir=None, **kw):
     settings = train.TrainSettings(arch=kw.pop("arch", "resnet1d18"), epochs=kw.pop("epochs", 3),
                                    batch_size=16, lr=kw.pop("lr", 0.001), seed=kw.pop("seed", 0),
                                    **kw)
     out = tmp_path / name
     summary = train.train(shard, settings, metrics_path=out / "metrics.csv",
                           checkpoint_path=out / "model.pt",
-                          pretrained=pretrained)
+                          pretrained=pretrained, resume_dir=resume_dir)
     return out, summary
 
 
@@ -52,9 +60,23 @@ def test_scratch_training_writes_metrics_checkpoint_and_sidecar(tmp_path):
     assert "optimizer" not in torch.load(out2 / "model.pt", weights_only=True)
     assert ckpt["epoch"] == int(m.test_f1.idxmax()) + 1
     assert ckpt["best_metric"] == pytest.approx(m.test_f1.max())
+    assert ckpt["selection"] == "paper"
     assert ckpt["config"]["classes"] == ["c0", "c1", "c2"]
     assert summary["best_test_f1"] == pytest.approx(m.test_f1.max())
-    assert (out / "model.json").is_file()
+    # a validation split was carved from train (10%, seeded) and scored every epoch
+    assert summary["records"] == {"train": 32, "val": 4, "test": 12}
+    assert m.val_f1.between(0, 1).all() and (m.val_loss > 0).all()
+    val_epoch = int(m.val_f1.idxmax()) + 1
+    assert summary["val_selected_epoch"] == val_epoch
+    assert summary["val_selected_test_f1"] == m.test_f1[val_epoch - 1]
+    sidecar = json.loads((out / "model.json").read_text())
+    for key in ("arch", "classes", "leads", "fs", "n_samples", "dataset", "protocol", "scaling",
+                "upstream", "code_version"):
+        assert key in sidecar, key
+    assert sidecar["metrics"]["paper_selection"] == {
+        "what": "best test F1 over epochs (chosen on test: optimistic)",
+        "epoch": ckpt["epoch"], "test_f1": ckpt["best_metric"]}
+    assert sidecar["metrics"]["validation_selection"]["epoch"] == val_epoch
 
 
 def test_learns_the_toy_problem_better_than_a_constant(tmp_path):
@@ -132,3 +154,257 @@ def test_load_pretrained_in_one_line(tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(ValueError, match=r"bad\.pt: not a loadable"):
         models.load_pretrained(bad)
+
+
+# --------------------------------------------------------------------------------------------
+# Model selection
+
+
+def test_validation_selection_saves_the_best_validation_epoch(tmp_path):
+    shard = _shard(tmp_path / "toy.h5", n=96)
+    out, summary = _run(tmp_path, shard, "val", epochs=4, lr=0.003, selection="validation",
+                        validation_fraction=0.2)
+    m = pd.read_csv(out / "metrics.csv")
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    assert ckpt["selection"] == "validation"
+    assert ckpt["epoch"] == int(m.val_f1.idxmax()) + 1 == summary["val_selected_epoch"]
+    assert ckpt["best_metric"] == m.val_f1.max()
+    assert summary["val_selected_test_f1"] == m.test_f1[ckpt["epoch"] - 1]
+    assert summary["best_test_f1"] == m.test_f1.max()  # the paper's number is reported too
+    assert summary["records"]["val"] == 14  # 20% of the 72 train records, carved seeded
+
+
+def test_the_shards_own_validation_split_is_used(tmp_path):
+    shard = read_shard(_shard(tmp_path / "toy.h5", n=40))
+    split = shard.split.copy()
+    split[np.flatnonzero(split == TRAIN)[:7]] = VAL
+    rs = RecordSet(signals=shard.signals, labels=shard.labels, classes=shard.classes,
+                   record_ids=shard.record_ids, fs=shard.fs, leads=shard.leads, patient_ids=None,
+                   folds=None, dropped=[], protocol="paper")
+    path = write_shard(tmp_path / "with_val.h5", "toy", rs, split, "given")
+    _, summary = _run(tmp_path, path, "own", epochs=1, validation_fraction=0.5)
+    assert summary["records"] == {"train": 23, "val": 7, "test": 10}
+
+
+def test_no_validation_split_leaves_val_columns_empty(tmp_path):
+    shard = _shard(tmp_path / "toy.h5")
+    out, summary = _run(tmp_path, shard, "noval", arch="gru", epochs=2, validation_fraction=0)
+    m = pd.read_csv(out / "metrics.csv")
+    assert m.val_f1.isna().all() and m.val_loss.isna().all()
+    assert summary["records"]["train"] == 36 and summary["val_selected_epoch"] is None
+    with pytest.raises(ValueError, match=r"toy\.h5: training\.selection is 'validation'"):
+        _run(tmp_path, shard, "noval2", arch="gru", epochs=1, validation_fraction=0,
+             selection="validation")
+
+
+def test_settings_are_checked_with_field_names():
+    with pytest.raises(ValueError, match=r"TrainSettings\.selection is 'best'"):
+        train.TrainSettings("gru", 1, 8, 0.1, selection="best")
+    with pytest.raises(ValueError, match="strategy='linear_probe' needs init_from='pretrained'"):
+        train.TrainSettings("gru", 1, 8, 0.1, strategy="linear_probe")
+    with pytest.raises(ValueError, match="validation_fraction must be in"):
+        train.TrainSettings("gru", 1, 8, 0.1, validation_fraction=1.0)
+    with pytest.raises(ValueError, match=r"training.<stage> has unknown key\(s\) \['momentum'\]"):
+        train.settings_from_config({"epochs": 1, "batch_size": 8, "lr": 0.1, "momentum": 0.9},
+                                   {}, arch="gru", seed=0, init_from="scratch")
+    s = train.settings_from_config(
+        {"epochs": 3, "batch_size": 8, "lr": 0.1, "strategy": "discriminative",
+         "backbone_lr_factor": 0.5},
+        {"selection": "validation", "validation_fraction": 0.2, "precision": "bf16"},
+        arch="gru", seed=4, init_from="pretrained", threads=2, save_optimizer=False)
+    assert (s.strategy, s.backbone_lr_factor, s.selection, s.precision, s.seed) == (
+        "discriminative", 0.5, "validation", "bf16", 4)
+
+
+def test_bf16_on_cpu_trains_in_float32(tmp_path, caplog):
+    shard = _shard(tmp_path / "toy.h5")
+    a, _ = _run(tmp_path, shard, "fp32", arch="gru", epochs=1)
+    with caplog.at_level(logging.INFO, logger="ecg_transfer.train"):
+        b, _ = _run(tmp_path, shard, "bf16", arch="gru", epochs=1, precision="bf16")
+    assert "applies on CUDA only" in caplog.text
+    cols = ["train_loss", "val_loss", "val_f1", "test_loss", "test_f1"]
+    pd.testing.assert_frame_equal(pd.read_csv(a / "metrics.csv")[cols],
+                                  pd.read_csv(b / "metrics.csv")[cols])
+
+
+# --------------------------------------------------------------------------------------------
+# Fine-tuning strategies
+
+
+@pytest.fixture
+def pretrained(tmp_path):
+    up = _shard(tmp_path / "up.h5", n_classes=4, dataset="up")
+    down = _shard(tmp_path / "down.h5", n_classes=2, seed=1, dataset="down")
+    up_out, _ = _run(tmp_path, up, "pre", epochs=1)
+    return up_out / "model.pt", down
+
+
+def _initial_head(path, seed=0):
+    """The fresh top layer a fine-tune job starts with (same seed, same RNG use as the engine)."""
+    train.seed_everything(seed)
+    return train.load_pretrained_backbone(path, n_classes=2).fc2.weight.detach().clone()
+
+
+def test_linear_probe_leaves_the_backbone_bit_identical(tmp_path, pretrained):
+    path, down = pretrained
+    out, summary = _run(tmp_path, down, "lp", init_from="pretrained", pretrained=path, epochs=2,
+                        lr=0.01, strategy="linear_probe")
+    pre = torch.load(path, weights_only=True)["model"]
+    ft = torch.load(out / "model.pt", weights_only=True)["model"]
+    backbone = [k for k in pre if not k.startswith("fc2.")]
+    assert any("running_mean" in k for k in backbone)  # BatchNorm statistics are checked too
+    for key in backbone:
+        assert torch.equal(pre[key], ft[key]), key
+    assert not torch.equal(ft["fc2.weight"], _initial_head(path))
+    assert summary["upstream"]["dataset"] == "up"
+
+
+def test_discriminative_learning_rates(tmp_path, pretrained):
+    path, down = pretrained
+    factor, lr = 1e-6, 0.01
+    out, _ = _run(tmp_path, down, "disc", init_from="pretrained", pretrained=path, epochs=2,
+                  lr=lr, strategy="discriminative", backbone_lr_factor=factor)
+    full, _ = _run(tmp_path, down, "full", init_from="pretrained", pretrained=path, epochs=2,
+                   lr=lr)
+    pre = torch.load(path, weights_only=True)["model"]
+
+    def backbone_shift(run):
+        ft = torch.load(run / "model.pt", weights_only=True)["model"]
+        return max((ft[k] - pre[k]).abs().max().item() for k in pre
+                   if not k.startswith("fc2.") and ft[k].is_floating_point()
+                   and "running" not in k)
+
+    # Adam moves a weight by about lr per step: 3 steps per epoch, 2 epochs, lr x factor
+    assert backbone_shift(out) < 10 * 6 * lr * factor
+    assert backbone_shift(full) > 1e-3
+    head = torch.load(out / "model.pt", weights_only=True)["model"]["fc2.weight"]
+    assert (head - _initial_head(path)).abs().max() > 1e-3
+
+
+def test_make_optimizer_groups():
+    model = models.build("gru", n_classes=2, n_samples=16)
+    s = train.TrainSettings("gru", 1, 8, 0.01, init_from="pretrained",
+                            strategy="discriminative", backbone_lr_factor=0.1)
+    opt = train.make_optimizer(model, s)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.001), 0.01]
+    assert opt.param_groups[1]["params"] == models.head_parameters(model)
+
+
+# --------------------------------------------------------------------------------------------
+# Resume
+
+RESUME_KW = {"arch": "resnet1d18", "epochs": 5, "lr": 0.003, "seed": 2}
+_CHILD = """
+import json, sys
+from ecg_transfer import train
+shard, out, resume, kw = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+settings = train.TrainSettings(batch_size=16, **kw)
+train.train(shard, settings, metrics_path=out + "/metrics.csv",
+            checkpoint_path=out + "/model.pt", resume_dir=resume)
+"""
+
+
+def _same_checkpoint(a, b):
+    ca, cb = (torch.load(p / "model.pt", weights_only=True) for p in (a, b))
+    assert (ca["epoch"], ca["best_metric"]) == (cb["epoch"], cb["best_metric"])
+    assert ca["model"].keys() == cb["model"].keys()
+    for key in ca["model"]:
+        assert torch.equal(ca["model"][key], cb["model"][key]), key
+    for i, state in ca["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, cb["optimizer"]["state"][i][name]), (i, name)
+
+
+def _same_metrics(a, b):
+    ma, mb = (pd.read_csv(p / "metrics.csv").drop(columns="seconds") for p in (a, b))
+    pd.testing.assert_frame_equal(ma, mb, check_exact=True)
+
+
+def _final_snapshot(folder, epoch):
+    return torch.load(folder / f"epoch{epoch:04d}.pt", weights_only=True)
+
+
+def test_killed_job_resumes_and_ends_bit_identical(tmp_path, caplog, monkeypatch):
+    shard = _shard(tmp_path / "toy.h5", n=96, n_samples=256)
+    resume = tmp_path / "resume"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(shard), str(tmp_path / "killed"), str(resume),
+         json.dumps(RESUME_KW)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (resume / "state.pt").exists():
+            assert child.poll() is None, child.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)  # into the next epoch
+    finally:
+        child.kill()  # SIGKILL: no handler, no cleanup, as on preemption
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    saved = torch.load(resume / "state.pt", weights_only=True)["epoch"]
+    assert 1 <= saved < RESUME_KW["epochs"]
+    assert not (tmp_path / "killed" / "metrics.csv").exists()
+
+    # keep the final resume state of both runs, to compare the last epoch's weights too
+    monkeypatch.setattr(train.ResumeStore, "clear", lambda self: None)
+    with caplog.at_level(logging.INFO, logger="ecg_transfer.train"):
+        _run(tmp_path, shard, "killed", resume_dir=resume, **RESUME_KW)
+    assert f"resuming after epoch {saved} of 5" in caplog.text
+    assert f"epoch {saved}/5" not in caplog.text  # the completed epochs did not run again
+    reference = tmp_path / "ref_resume"
+    _run(tmp_path, shard, "reference", resume_dir=reference, **RESUME_KW)
+    _same_metrics(tmp_path / "killed", tmp_path / "reference")
+    _same_checkpoint(tmp_path / "killed", tmp_path / "reference")
+    last_a, last_b = _final_snapshot(resume, 5), _final_snapshot(reference, 5)
+    for key, value in last_a["model"].items():
+        assert torch.equal(value, last_b["model"][key]), key
+    # writing resume states changes nothing: same numbers as a run without them
+    _run(tmp_path, shard, "plain", **RESUME_KW)
+    _same_metrics(tmp_path / "plain", tmp_path / "reference")
+
+
+def _die_after(monkeypatch, epochs):
+    """Make the job fail after ``epochs`` completed epochs (two scored splits per epoch)."""
+    real, calls = train._score, []
+
+    def scoring(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2 * epochs:
+            raise RuntimeError("node preempted")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "_score", scoring)
+
+
+def test_resume_state_is_removed_after_success(tmp_path, monkeypatch):
+    shard = _shard(tmp_path / "toy.h5")
+    resume = tmp_path / "resume"
+    with monkeypatch.context() as m:
+        _die_after(m, 2)
+        with pytest.raises(RuntimeError, match="preempted"):
+            _run(tmp_path, shard, "a", arch="gru", epochs=3, resume_dir=resume)
+    kept = {p.name for p in resume.iterdir()}
+    # the last completed epoch, plus the selected epoch's snapshot where that is another one
+    best = torch.load(resume / "state.pt", weights_only=True)["best_epoch"]
+    assert kept == {"state.pt", "epoch0002.pt", f"epoch{best:04d}.pt"}
+    _, summary = _run(tmp_path, shard, "a", arch="gru", epochs=3, resume_dir=resume)
+    assert summary["resumed_after_epoch"] == 2
+    assert not resume.exists()
+
+
+def test_resume_state_of_another_config_is_ignored(tmp_path, monkeypatch, caplog):
+    shard = _shard(tmp_path / "toy.h5")
+    resume = tmp_path / "resume"
+    with monkeypatch.context() as m:
+        _die_after(m, 1)
+        with pytest.raises(RuntimeError, match="preempted"):
+            _run(tmp_path, shard, "a", arch="gru", epochs=2, resume_dir=resume)
+    with caplog.at_level(logging.INFO, logger="ecg_transfer.train"):
+        _, summary = _run(tmp_path, shard, "b", arch="gru", epochs=2, lr=0.002,
+                          resume_dir=resume)
+    assert "ignoring resume state" in caplog.text and "config.lr" in caplog.text
+    assert summary["resumed_after_epoch"] is None
+    _run(tmp_path, shard, "fresh", arch="gru", epochs=2, lr=0.002)
+    _same_metrics(tmp_path / "b", tmp_path / "fresh")

@@ -2,8 +2,10 @@
 
 Every training job (pretraining on an upstream set, fine-tuning a pretrained model on a
 downstream set, or training from scratch on it) logs one row per epoch. The paper reports, for
-each job, the best test F1 over epochs; the tables here do the same so the numbers are
-comparable, and say in their header why that flatters them.
+each job, the best test F1 over epochs; the tables do the same (the *paper selection*) so the
+numbers are comparable, and say in their header why that flatters them. Beside it they give the
+*validation selection*: the test F1 at the epoch with the best validation F1, a held-out
+estimate.
 """
 
 from __future__ import annotations
@@ -22,26 +24,42 @@ from matplotlib.figure import Figure
 from ecg_transfer.fileio import atomic_path
 from ecg_transfer.models import ARCHITECTURES
 
-__all__ = ["METRICS_COLUMNS", "REGIMES", "SUMMARY_COLUMNS", "collect", "plot_curves",
-           "write_tables"]
+__all__ = ["METRICS_COLUMNS", "REGIMES", "SELECTIONS", "SUMMARY_COLUMNS", "VALIDATION_COLUMNS",
+           "collect", "plot_curves", "write_tables"]
 
 #: Columns every training job's ``metrics.csv`` must have (it may have more).
 METRICS_COLUMNS = ("epoch", "train_loss", "test_loss", "test_f1", "seconds", "baseline_f1")
+#: Validation columns: empty where a job had no validation split (or in logs written before
+#: the engine scored one); the validation selection is then missing for that job.
+VALIDATION_COLUMNS = ("val_loss", "val_f1")
 REGIMES = ("scratch", "finetune", "pretrain")
 #: Columns of :func:`collect`'s result, in order.
 SUMMARY_COLUMNS = (
     "downstream", "arch", "regime", "upstream", "seed",
-    "best_test_f1", "best_epoch", "final_test_f1", "epochs", "baseline_f1",
+    "best_test_f1", "best_epoch", "val_selected_test_f1", "val_selected_epoch",
+    "final_test_f1", "epochs", "baseline_f1",
 )
+#: The two model selections: summary column of the test F1 and how the tables label it.
+SELECTIONS = {
+    "paper": ("best_test_f1", "best test F1 over epochs (the paper's selection, optimistic)"),
+    "validation": ("val_selected_test_f1",
+                   "test F1 at the epoch of best validation F1 (held-out selection)"),
+}
 _JOB_KEYS = ("regime", "upstream", "downstream", "arch", "seed", "metrics")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 _HEADER = """\
 # Weighted F1: fine-tuning vs training from scratch
 
-Each value is the **best test F1 over epochs**, which is how the paper selects its numbers.
-That selection is made on the test set itself, so every number here (scratch and fine-tuned
-alike) is optimistically biased; read them as the paper's protocol, not as held-out estimates.
+Every comparison is given under two model selections, labelled:
+
+* **paper selection**: the **best test F1 over epochs**, which is how the paper selects its
+  numbers. That selection is made on the test set itself, so these numbers (scratch and
+  fine-tuned alike) are optimistically biased; read them as the paper's protocol, not as
+  held-out estimates.
+* **validation selection**: the test F1 at the epoch with the best F1 on a validation split
+  (the shard's own, or one held out from train). The test set plays no part in the choice, so
+  these are honest held-out estimates. `—` where a job had no validation split.
 
 * F1 is the support-weighted F1 over classes at a 0.5 probability threshold.
 * With several seeds a cell reads `mean ± std` (sample std over seeds).
@@ -83,8 +101,16 @@ def _read_metrics(path: Path) -> pd.DataFrame:
     if not np.array_equal(df["epoch"].to_numpy(), np.arange(1, len(df) + 1)):
         raise ValueError(f"{path}: column 'epoch' must be 1, 2, ..., {len(df)} in order "
                          "(one row per epoch; a restarted job may have appended twice)")
-    for col in ("test_f1", "baseline_f1"):
-        if not df[col].between(0.0, 1.0).all():
+    for col in VALIDATION_COLUMNS:
+        raw = df[col] if col in df.columns else pd.Series(np.nan, index=df.index)
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna() & raw.notna()
+        if bad.any():
+            raise ValueError(f"{path}: column {col!r} has a non-numeric value on line "
+                             f"{int(bad.to_numpy().argmax()) + 2} (leave it empty if unknown)")
+        df[col] = values
+    for col in ("test_f1", "baseline_f1", "val_f1"):
+        if not df[col].dropna().between(0.0, 1.0).all():
             raise ValueError(f"{path}: column {col!r} must lie in [0, 1] (a fraction, not %)")
     if df["baseline_f1"].nunique() != 1:
         raise ValueError(f"{path}: column 'baseline_f1' must hold the same value on every row")
@@ -133,13 +159,16 @@ def _normalise_jobs(jobs: Sequence[Mapping[str, object]] | pd.DataFrame) -> list
 def collect(jobs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
     """One summary row per job, in the order given (see :data:`SUMMARY_COLUMNS`).
 
-    ``best_epoch`` is the first epoch reaching the best test F1, so ties resolve towards
-    shorter training, like an early-stopping rule would.
+    ``best_epoch`` is the first epoch reaching the best test F1 (paper selection) and
+    ``val_selected_epoch`` the first reaching the best validation F1 (validation selection,
+    with the test F1 of that epoch; NaN without validation scores), so ties resolve towards
+    shorter training, like an early-stopping rule would. The engine picks the same epochs.
     """
     rows = []
     for job in _normalise_jobs(jobs):
         log = _read_metrics(Path(str(job["metrics"])))
         best = int(log["test_f1"].to_numpy().argmax())  # first maximum
+        val = log["val_f1"].idxmax() if log["val_f1"].notna().any() else None  # first maximum
         rows.append({
             "downstream": job["downstream"],
             "arch": job["arch"],
@@ -148,11 +177,15 @@ def collect(jobs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
             "seed": job["seed"],
             "best_test_f1": float(log["test_f1"].iloc[best]),
             "best_epoch": int(log["epoch"].iloc[best]),
+            "val_selected_test_f1": np.nan if val is None else float(log["test_f1"].loc[val]),
+            "val_selected_epoch": pd.NA if val is None else int(log["epoch"].loc[val]),
             "final_test_f1": float(log["test_f1"].iloc[-1]),
             "epochs": len(log),
             "baseline_f1": float(log["baseline_f1"].iloc[0]),
         })
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    df["val_selected_epoch"] = df["val_selected_epoch"].astype("Int64")
+    return df
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,6 +206,7 @@ def _arch_order(archs: Sequence[str]) -> list[str]:
 
 
 def _cell(values: pd.Series) -> str:
+    values = values.dropna()  # a job without a validation split has no validation selection
     if values.empty:
         return "—"
     if len(values) == 1:
@@ -187,8 +221,7 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _downstream_section(df: pd.DataFrame, downstream: str) -> str:
-    upstreams = sorted(df.loc[df["regime"] == "finetune", "upstream"].unique())
+def _downstream_table(df: pd.DataFrame, column: str, upstreams: list[str]) -> str:
     header = ["arch", "scratch"]
     for up in upstreams:
         header += [f"ft:{up}", f"Δ {up}"]
@@ -196,34 +229,44 @@ def _downstream_section(df: pd.DataFrame, downstream: str) -> str:
     rows = []
     for arch in _arch_order(df["arch"].tolist()):
         sub = df[df["arch"] == arch]
-        scratch = sub.loc[sub["regime"] == "scratch", "best_test_f1"]
+        scratch = sub.loc[sub["regime"] == "scratch", column].dropna()
         row = [arch, _cell(scratch)]
         for up in upstreams:
-            ft = sub.loc[(sub["regime"] == "finetune") & (sub["upstream"] == up), "best_test_f1"]
+            ft = sub.loc[(sub["regime"] == "finetune") & (sub["upstream"] == up), column]
+            ft = ft.dropna()
             delta = "—" if ft.empty or scratch.empty else f"{ft.mean() - scratch.mean():+.3f}"
             row += [_cell(ft), delta]
         row.append(f"{sub['baseline_f1'].mean():.3f}")
         rows.append(row)
+    return _markdown_table(header, rows)
+
+
+def _downstream_section(df: pd.DataFrame, downstream: str) -> str:
+    upstreams = sorted(df.loc[df["regime"] == "finetune", "upstream"].unique())
     seeds = ", ".join(str(s) for s in sorted(df["seed"].unique()))
-    return f"## {downstream}\n\nSeeds: {seeds}.\n\n{_markdown_table(header, rows)}\n"
+    parts = [f"## {downstream}\n\nSeeds: {seeds}.\n"]
+    for name, (column, label) in SELECTIONS.items():
+        parts.append(f"**{name.capitalize()} selection**: {label}.\n\n"
+                     f"{_downstream_table(df, column, upstreams)}\n")
+    return "\n".join(parts)
 
 
 def _pretrain_section(df: pd.DataFrame) -> str:
     datasets = sorted(df["downstream"].unique())
-    rows = []
-    for arch in _arch_order(df["arch"].tolist()):
-        sub = df[df["arch"] == arch]
-        rows.append([arch] + [_cell(sub.loc[sub["downstream"] == d, "best_test_f1"])
-                              for d in datasets])
-    rows.append(["constant baseline"] + [
-        f"{df.loc[df['downstream'] == d, 'baseline_f1'].mean():.3f}" for d in datasets
-    ])
-    return (
-        "## Upstream pretraining\n\n"
-        "Best test F1 over epochs of the models that the fine-tuned ones start from, "
-        "on each upstream dataset's own test split.\n\n"
-        f"{_markdown_table(['arch', *datasets], rows)}\n"
-    )
+    parts = ["## Upstream pretraining\n\n"
+             "The models that the fine-tuned ones start from, scored on each upstream dataset's "
+             "own test split. Which epoch's weights were passed on is the config's "
+             "`training.selection`.\n"]
+    for name, (column, label) in SELECTIONS.items():
+        rows = [[arch] + [_cell(df.loc[(df["arch"] == arch) & (df["downstream"] == d), column])
+                          for d in datasets]
+                for arch in _arch_order(df["arch"].tolist())]
+        rows.append(["constant baseline"] + [
+            f"{df.loc[df['downstream'] == d, 'baseline_f1'].mean():.3f}" for d in datasets
+        ])
+        parts.append(f"**{name.capitalize()} selection**: {label}.\n\n"
+                     f"{_markdown_table(['arch', *datasets], rows)}\n")
+    return "\n".join(parts)
 
 
 def write_tables(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike
@@ -231,8 +274,9 @@ def write_tables(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | o
     """Write :func:`collect`'s rows as ``csv_path`` and the per-dataset comparison as ``md_path``.
 
     The CSV keeps every job (``regime`` tells pretraining apart) sorted into a stable order so
-    reruns diff cleanly. The markdown has one table per downstream dataset and a separate
-    section for pretraining, whose test splits are not the downstream ones.
+    reruns diff cleanly. The markdown has, per downstream dataset, one table per model selection
+    (paper, validation) and a separate section for pretraining, whose test splits are not the
+    downstream ones.
     """
     missing = [c for c in SUMMARY_COLUMNS if c not in df.columns]
     if missing:
@@ -267,14 +311,17 @@ def _mean_curve(logs: list[pd.DataFrame]) -> pd.Series:
 
 
 def plot_curves(jobs: Sequence[Mapping[str, object]] | pd.DataFrame,
-                out_dir: str | os.PathLike) -> list[Path]:
+                out_dir: str | os.PathLike, *, dpi: int = 110) -> list[Path]:
     """Test-F1 learning curves, one figure per downstream dataset, one panel per architecture.
 
     Takes the job descriptions (as for :func:`collect`, a list of dicts or a DataFrame of them),
     not the summary, because curves need every epoch. Pretraining jobs are skipped: they have
     no scratch counterpart to compare with. Returns the written paths, sorted by dataset.
     Figures are drawn on an Agg canvas without pyplot, so no global backend is touched.
+    ``dpi`` is the PNG resolution (config key ``plots.dpi``).
     """
+    if not isinstance(dpi, int) or isinstance(dpi, bool) or dpi < 10:
+        raise ValueError(f"plots.dpi: expected an integer of at least 10, got {dpi!r}")
     checked = [j for j in _normalise_jobs(jobs) if j["regime"] != "pretrain"]
     for job in checked:
         job["log"] = _read_metrics(Path(str(job["metrics"])))
@@ -316,11 +363,11 @@ def plot_curves(jobs: Sequence[Mapping[str, object]] | pd.DataFrame,
             ax.set_visible(False)
         fig.suptitle(f"{downstream}: test F1 per epoch (mean over seeds)")
         path = out_dir / f"curves_{downstream}.png"
-        _write_figure(fig, path)
+        _write_figure(fig, path, dpi)
         written.append(path)
     return written
 
 
-def _write_figure(fig: Figure, path: Path) -> None:
+def _write_figure(fig: Figure, path: Path, dpi: int) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=dpi)

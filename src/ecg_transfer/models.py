@@ -32,8 +32,10 @@ from torch import Tensor, nn
 
 __all__ = [
     "ARCHITECTURES",
+    "backbone_parameters",
     "build",
     "head_parameters",
+    "load_pretrained",
     "register",
     "registered",
     "replace_head",
@@ -134,6 +136,16 @@ def replace_head(model: nn.Module, n_classes: int) -> nn.Module:
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Parameters of the output layer, for optimisers that train only the head (linear probe)."""
     return list(_head(model).parameters())
+
+
+def backbone_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Every parameter except the output layer's, in ``model.parameters()`` order.
+
+    The part of a pretrained model that fine-tuning transfers: frozen by a linear probe, given a
+    smaller learning rate by discriminative fine-tuning.
+    """
+    head = {id(p) for p in head_parameters(model)}
+    return [p for p in model.parameters() if id(p) not in head]
 
 
 # --------------------------------------------------------------------------------------------

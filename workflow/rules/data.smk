@@ -1,4 +1,5 @@
-# Data stages: (demo mirror) -> download -> extract -> make_shards.
+# Data stages: (demo mirror) -> download -> extract -> index_dataset -> make_shard (one per part).
+# With datasets.<name>.local_dir, index_dataset and make_shard read that folder instead.
 
 
 rule make_demo_archive:
@@ -8,7 +9,7 @@ rule make_demo_archive:
         n_records=demo_records,
         seed=config.get("demo", {}).get("seed", 0),
         difficulty=config.get("demo", {}).get("difficulty", 1.0),
-        code_version=CODE_VERSION,
+        code_version=CODE_VERSION["demo"],
     conda:
         "../../envs/study.yaml"
     log:
@@ -26,6 +27,8 @@ rule download:
         url=dataset_url,
         md5=dataset_md5,
         sha256=dataset_sha256,
+        # where md5 and sha256 are null: SHA-256 of the first download, verified from then on
+        checksum_lock=ecg_transfer.download.LOCK_FILE,
     retries: 2
     conda:
         "../../envs/study.yaml"
@@ -48,20 +51,49 @@ rule extract:
         "../scripts/extract.py"
 
 
-rule make_shards:
+# Phase 1, cheap and serial: the record list, labels and split from headers and label files,
+# and how many parts the shard has. A checkpoint, as that number decides the shard jobs.
+checkpoint index_dataset:
     input:
-        rules.extract.output,
+        root=dataset_root,
     output:
-        "results/shards/{dataset}.h5",
+        csv="results/index/{dataset}.csv",
+        meta="results/index/{dataset}.json",
     params:
-        preprocess=preprocess_params,
+        # scaling is applied by make_shard: changing it must not re-index (a checkpoint)
+        preprocess=index_preprocess_params,
         split=split_params,
-        code_version=CODE_VERSION,
+        shard_size=shard_size,
+        on_bad_record=on_bad_record,
+        code_version=CODE_VERSION["data"],
     conda:
         "../../envs/study.yaml"
     log:
-        "logs/make_shards/{dataset}.log",
+        "logs/index_dataset/{dataset}.log",
     benchmark:
-        "benchmarks/make_shards/{dataset}.tsv"
+        "benchmarks/index_dataset/{dataset}.tsv"
     script:
-        "../scripts/make_shards.py"
+        "../scripts/index.py"
+
+
+# Phase 2, expensive and parallel: read and preprocess one part's records, streaming to HDF5.
+rule make_shard:
+    input:
+        index=rules.index_dataset.output.csv,
+        meta=rules.index_dataset.output.meta,
+        root=dataset_root,
+    output:
+        shard="results/shards/{dataset}/part{part}.h5",
+        quarantine="results/shards/{dataset}/part{part}.quarantine.csv",
+    params:
+        scaling=scaling_param,
+        on_bad_record=on_bad_record,
+        code_version=CODE_VERSION["data"],
+    conda:
+        "../../envs/study.yaml"
+    log:
+        "logs/make_shard/{dataset}/part{part}.log",
+    benchmark:
+        "benchmarks/make_shard/{dataset}/part{part}.tsv"
+    script:
+        "../scripts/make_shard.py"

@@ -9,6 +9,7 @@ rule aggregate:
         md=report("results/tables/f1.md", category="Tables"),
     params:
         jobs=training_jobs(),
+        code_version=CODE_VERSION["report"],
     conda:
         "../../envs/study.yaml"
     log:
@@ -27,6 +28,9 @@ rule plot_curves:
         ),
     params:
         jobs=training_jobs(),
+        # only plot_curves carries the plotting options: changing one redraws the figures alone
+        plots=plot_params(),
+        code_version=CODE_VERSION["report"],
     conda:
         "../../envs/study.yaml"
     log:

@@ -6,16 +6,19 @@
 
 rule pretrain:
     input:
-        shard="results/shards/{upstream}.h5",
+        shard=upstream_shards,
     output:
         checkpoint="results/pretrain/{upstream}/{arch}/seed{seed}/model.pt",
         sidecar="results/pretrain/{upstream}/{arch}/seed{seed}/model.json",
         metrics="results/pretrain/{upstream}/{arch}/seed{seed}/metrics.csv",
     params:
         stage=stage_params("pretrain"),
+        training=training_params(),
+        # not an output: Snakemake deletes the outputs of a failed job, the resume state must stay
+        resume="results/.resume/pretrain/{upstream}/{arch}/seed{seed}",
         init_from="scratch",
         save_optimizer=True,
-        code_version=CODE_VERSION,
+        code_version=CODE_VERSION["train"],
     # Every fine-tune waits for its pretrained model: start those first.
     priority: 10
     threads: 1
@@ -33,7 +36,7 @@ rule pretrain:
 
 rule finetune:
     input:
-        shard="results/shards/{downstream}.h5",
+        shard=downstream_shards,
         pretrained=rules.pretrain.output.checkpoint,
     output:
         checkpoint="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/model.pt",
@@ -41,9 +44,12 @@ rule finetune:
         metrics="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/metrics.csv",
     params:
         stage=stage_params("finetune"),
+        training=training_params(),
+        # not an output: Snakemake deletes the outputs of a failed job, the resume state must stay
+        resume="results/.resume/finetune/{upstream}/{downstream}/{arch}/seed{seed}",
         init_from="pretrained",
         save_optimizer=False,
-        code_version=CODE_VERSION,
+        code_version=CODE_VERSION["train"],
     threads: 1
     resources:
         gpu=1,
@@ -59,16 +65,19 @@ rule finetune:
 
 rule train_scratch:
     input:
-        shard="results/shards/{downstream}.h5",
+        shard=downstream_shards,
     output:
         checkpoint="results/scratch/{downstream}/{arch}/seed{seed}/model.pt",
         sidecar="results/scratch/{downstream}/{arch}/seed{seed}/model.json",
         metrics="results/scratch/{downstream}/{arch}/seed{seed}/metrics.csv",
     params:
         stage=stage_params("scratch"),
+        training=training_params(),
+        # not an output: Snakemake deletes the outputs of a failed job, the resume state must stay
+        resume="results/.resume/train_scratch/{downstream}/{arch}/seed{seed}",
         init_from="scratch",
         save_optimizer=False,
-        code_version=CODE_VERSION,
+        code_version=CODE_VERSION["train"],
     threads: 1
     resources:
         gpu=1,

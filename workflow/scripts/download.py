@@ -1,4 +1,4 @@
-"""Fetch one dataset archive, verified against the config's checksums."""
+"""Fetch one dataset archive, verified against the config's checksums or the checksum lock file."""
 
 import logging
 
@@ -7,17 +7,13 @@ from ecg_transfer import download, runlog
 runlog.to_file(snakemake.log[0])
 log = logging.getLogger("download")
 
-
-def progress(done: int, total: int | None) -> None:
-    of = f" of {total / 1e6:.1f}" if total else ""
-    log.info("%s: %.1f%s MB", snakemake.params.url, done / 1e6, of)
-
-
 download.fetch(
     snakemake.params.url,
     snakemake.output[0],
     md5=snakemake.params.md5,
     sha256=snakemake.params.sha256,
-    progress=progress,
+    progress=download.ProgressLog(snakemake.params.url, log),
+    lock=snakemake.params.checksum_lock,
+    dataset=snakemake.wildcards.dataset,
 )
-log.info("%s verified and saved as %s", snakemake.params.url, snakemake.output[0])
+log.info("%s saved as %s", snakemake.params.url, snakemake.output[0])

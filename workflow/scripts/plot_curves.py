@@ -5,4 +5,5 @@ from pathlib import Path
 from ecg_transfer import aggregate, runlog
 
 runlog.to_file(snakemake.log[0])
-aggregate.plot_curves(snakemake.params.jobs, Path(snakemake.output[0]).parent)
+aggregate.plot_curves(snakemake.params.jobs, Path(snakemake.output[0]).parent,
+                      dpi=snakemake.params.plots["dpi"])

@@ -1,23 +1,27 @@
 """One training job: pretrain, fine-tune or from scratch (params.init_from decides)."""
 
-from ecg_transfer import runlog, train
+from dataclasses import replace
+
+from ecg_transfer import gpu, runlog, train
 
 runlog.to_file(snakemake.log[0])
-stage = snakemake.params.stage
-settings = train.TrainSettings(
+settings = train.settings_from_config(
+    snakemake.params.stage,
+    snakemake.params.training,
     arch=snakemake.wildcards.arch,
-    epochs=stage["epochs"],
-    batch_size=stage["batch_size"],
-    lr=stage["lr"],
     seed=int(snakemake.wildcards.seed),
     init_from=snakemake.params.init_from,
     threads=snakemake.threads,
     save_optimizer=snakemake.params.save_optimizer,
 )
-train.train(
-    snakemake.input.shard,
-    settings,
-    metrics_path=snakemake.output.metrics,
-    checkpoint_path=snakemake.output.checkpoint,
-    pretrained=snakemake.input.get("pretrained"),
-)
+# --resources gpu=N only counts GPUs; claim_device picks which one (a lock-file slot per visible
+# GPU locally, CUDA_VISIBLE_DEVICES under SLURM, the CPU when there is none).
+with gpu.claim_device() as device:
+    train.train(
+        snakemake.input.shard,
+        replace(settings, device=device),
+        metrics_path=snakemake.output.metrics,
+        checkpoint_path=snakemake.output.checkpoint,
+        pretrained=snakemake.input.get("pretrained"),
+        resume_dir=snakemake.params.resume,
+    )

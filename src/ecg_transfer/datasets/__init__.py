@@ -1,29 +1,145 @@
-"""Readers for the study's five ECG datasets, behind one function: `load`.
+"""Readers for the study's five ECG datasets, behind three functions: `index`, `read`, `load`.
 
-Each reader finds its dataset inside the directory an official archive was extracted into, reads
-the records and labels, and applies a preprocessing *protocol* (see `common`), so that every
-dataset comes out as the same `RecordSet`: (N, 12, T) float32 signals in STANDARD_LEADS order and
-a multi-hot label matrix.
+Each reader finds its dataset inside the directory an official archive was extracted into (or any
+folder above it: records by searching for headers recursively, label files by name), so that
+releases and mirrors with different layouts work. Reading happens in two phases:
+
+1. `index(name, root, ...)`: one row per record from headers and label files only (record id,
+   file, labels, patient, fold, native rate and length, content hash, and the reason for every
+   record the protocol drops). Cheap and serial; it decides the record list and the split.
+2. `read(index)`: reads and preprocesses the signals of any subset of index rows, one record at
+   a time, so shard jobs can fan out over parts of a dataset.
+
+`load(name, root, ...)` is both phases over the whole dataset, returning a `RecordSet`: (N, 12,
+T) float32 signals in STANDARD_LEADS order and a multi-hot label matrix.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from types import ModuleType
+
+import numpy as np
 
 from . import challenge, ptb, ptbxl, ribeiro
-from .common import NAMES, PROTOCOLS, STANDARD_LEADS, RecordSet, Settings
+from .common import (
+    BAD,
+    DROPPED,
+    NAMES,
+    OK,
+    PROTOCOLS,
+    STANDARD_LEADS,
+    BadRecordError,
+    DatasetIndex,
+    IndexBuilder,
+    Preprocessed,
+    RecordSet,
+    Settings,
+    as_bad_record,
+    check_on_bad_record,
+    preprocess,
+)
+from .wfdb_io import read_record
 
-__all__ = ["NAMES", "PROTOCOLS", "STANDARD_LEADS", "RecordSet", "load"]
+__all__ = [
+    "BAD",
+    "DROPPED",
+    "NAMES",
+    "OK",
+    "PROTOCOLS",
+    "STANDARD_LEADS",
+    "BadRecordError",
+    "DatasetIndex",
+    "RecordSet",
+    "index",
+    "load",
+    "read",
+]
 
-_READERS: dict[str, Callable[[Path, Settings], RecordSet]] = {
-    "ptbxl": ptbxl.read,
-    "cpsc2018": challenge.read,
-    "georgia": challenge.read,
-    "ptb": ptb.read,
-    "ribeiro": ribeiro.read,
+logger = logging.getLogger(__name__)
+
+_READERS: dict[str, ModuleType] = {
+    "ptbxl": ptbxl,
+    "cpsc2018": challenge,
+    "georgia": challenge,
+    "ptb": ptb,
+    "ribeiro": ribeiro,
 }
+
+
+def index(
+    name: str,
+    root: str | os.PathLike,
+    protocol: str = "paper",
+    *,
+    fs: float = 100.0,
+    seconds: float = 10.0,
+    scaling: str | None = None,
+    on_bad_record: str = "error",
+) -> DatasetIndex:
+    """Phase 1: the record list of dataset `name` under `root`, with labels, sorted by record id.
+
+    Records are always in sorted order of their names. The paper's code listed them with `glob`,
+    whose order depends on the file system, so its train/test splits differed between machines;
+    sorting makes every split drawn from an index the same everywhere.
+
+    Records the protocol leaves out (too short for `seconds` at `fs`; PTB records without a
+    reason for admission) are rows with status DROPPED and the reason. A record whose files are
+    missing or malformed, or whose label cannot be interpreted, raises BadRecordError with
+    `on_bad_record="error"`, and is a BAD row with "skip".
+    """
+    if name not in _READERS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {list(NAMES)}")
+    settings = Settings.create(name, protocol, fs, seconds, scaling)
+    check_on_bad_record(on_bad_record)
+    path = Path(root)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: dataset root for {name!r} is not a directory")
+    reader = _READERS[name]
+    builder = IndexBuilder(settings, path, reader.classes(name), on_bad_record)
+    reader.index(path, builder)
+    return builder.finish()
+
+
+def read(idx: DatasetIndex) -> Iterator[tuple[str, str, Preprocessed | BadRecordError]]:
+    """Phase 2: (record_id, file, result) for every OK row of `idx`, in order, one at a time.
+
+    `result` is the preprocessed record (its `signal` None when the protocol drops it after all)
+    or the BadRecordError that explains why the record cannot be used; the caller decides whether
+    that stops the run or quarantines the record. Memory holds one record at a time.
+    """
+    rows = idx.table[idx.table["status"] == OK]
+    with ExitStack() as stack:
+        signal_of = _signal_reader(idx, stack)
+        for record_id, file in zip(rows["record_id"], rows["file"], strict=True):
+            path = idx.root / file
+            try:
+                signal, native_fs = signal_of(record_id, file)
+                result: Preprocessed | BadRecordError = preprocess(
+                    signal, native_fs, idx.settings, record_id, path
+                )
+            except (ValueError, OSError) as exc:
+                result = as_bad_record(record_id, path, exc)
+            yield record_id, file, result
+
+
+def _signal_reader(
+    idx: DatasetIndex, stack: ExitStack
+) -> Callable[[str, str], tuple[np.ndarray, float]]:
+    if idx.dataset != "ribeiro":
+        return lambda record_id, file: read_record(idx.root / file)
+    opened: dict[str, object] = {}
+
+    def read_exam(record_id: str, file: str) -> tuple[np.ndarray, float]:
+        if file not in opened:  # one HDF5 file for the whole dataset: open it once
+            opened[file] = stack.enter_context(ribeiro.open_tracings(idx.root, file))
+        return ribeiro.read_exam(opened[file], int(record_id)), ribeiro.NATIVE_FS
+
+    return read_exam
 
 
 def load(
@@ -34,15 +150,9 @@ def load(
     fs: float = 100.0,
     seconds: float = 10.0,
     scaling: str | None = None,
+    on_bad_record: str = "error",
 ) -> RecordSet:
-    """Read dataset `name` from `root`, preprocessed by `protocol`.
-
-    `root` may be the extracted archive's top folder or any folder above it: the reader searches
-    for the dataset's marker files (`ptbxl_database.csv`, `*.hea`, `RECORDS`, `ecg_tracings.hdf5`).
-
-    Records are always in sorted order of their names. The paper's code listed them with `glob`,
-    whose order depends on the file system, so its train/test splits differed between machines;
-    sorting makes every split drawn from a RecordSet the same everywhere.
+    """Read dataset `name` from `root`, preprocessed by `protocol`: `index` + `read` of all rows.
 
     Protocol "paper" reproduces the seed paper's preprocessing: keep every k-th sample, where
     k = native rate / fs must be an integer; keep the first round(seconds * fs) samples (Ribeiro:
@@ -51,13 +161,61 @@ def load(
     the dataset ("minmax" per record and lead onto [-1, 1] for CPSC2018, Georgia and Ribeiro,
     "none", i.e. millivolts, for PTB-XL and PTB); "none" or "minmax" overrides it.
 
-    Unreadable or malformed files raise an exception that names the file; nothing is skipped
-    silently.
+    Protocol "sound" resamples with `scipy.signal.resample_poly` (any rational ratio, with an
+    anti-aliasing filter), interpolates missing samples linearly, merges the Challenge's
+    equivalent SNOMED-CT codes and keeps millivolts (scaling "none") for every dataset.
+
+    Bad records raise BadRecordError (naming the file and the reason) unless
+    `on_bad_record="skip"`, which leaves them out and lists them in `quarantined`.
     """
-    if name not in _READERS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {list(NAMES)}")
-    settings = Settings.create(name, protocol, fs, seconds, scaling)
-    path = Path(root)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: dataset root for {name!r} is not a directory")
-    return _READERS[name](path, settings)
+    idx = index(
+        name, root, protocol, fs=fs, seconds=seconds, scaling=scaling, on_bad_record=on_bad_record
+    )
+    table = idx.table
+    ok = (table["status"] == OK).to_numpy()
+    n = int(ok.sum())
+    signals = np.empty((n, len(STANDARD_LEADS), idx.settings.length), np.float32)
+    keep = np.zeros(n, bool)
+    kept = 0  # kept records fill `signals` from the front, so no second copy is needed
+    dropped = [
+        (r, why) for r, s, why in zip(table.record_id, table.status, table.reason, strict=True)
+        if s == DROPPED
+    ]
+    quarantined = [
+        (r, f, why)
+        for r, f, s, why in zip(table.record_id, table.file, table.status, table.reason,
+                                strict=True)
+        if s == BAD
+    ]
+    for i, (record_id, file, result) in enumerate(read(idx)):
+        if isinstance(result, BadRecordError):
+            if on_bad_record == "error":
+                raise result
+            logger.warning("bad record, left out: %s", result)
+            quarantined.append((record_id, file, result.reason))
+        elif result.signal is None:
+            dropped.append((record_id, result.reason))
+        else:
+            signals[kept] = result.signal
+            kept += 1
+            keep[i] = True
+    if not keep.any():
+        first = f" (first: {dropped[0][0]}: {dropped[0][1]})" if dropped else ""
+        raise ValueError(
+            f"{name}: all {len(dropped) + len(quarantined)} records were dropped{first}"
+        )
+    rows = table[ok][keep]
+    patients = rows["patient_id"].tolist() if name in ("ptbxl", "ptb") else None
+    return RecordSet(
+        signals=signals[:kept],
+        labels=idx.labels[ok][keep],
+        classes=idx.classes,
+        record_ids=rows["record_id"].tolist(),
+        fs=idx.settings.fs,
+        leads=list(STANDARD_LEADS),
+        patient_ids=patients,
+        folds=rows["fold"].to_numpy(np.int64) if name == "ptbxl" else None,
+        dropped=sorted(dropped),
+        protocol=idx.settings.protocol.name,
+        quarantined=sorted(quarantined),
+    )

@@ -3,6 +3,7 @@
 Each record is a `.hea` header plus a MATLAB v4 `.mat` whose `val` holds int16 samples (leads x
 samples) at 500 Hz; the diagnoses are the `#Dx:` comment. The early CPSC2018 release writes them
 as text (`RBBB`, `Normal`, `PVC`), later releases as SNOMED-CT codes; both are accepted.
+Records are read by `wfdb_io.read_record` (the same as PTB-XL and PTB).
 """
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import Collector, RecordSet, Settings, lead_indices
-from .wfdb_io import Header, read_header, read_signals
+from .common import (
+    BadRecordError,
+    IndexBuilder,
+    as_bad_record,
+    canonical_codes,
+    hash_files,
+    lead_indices,
+)
+from .wfdb_io import Header, existing_data_files, read_header
 
 # (class, SNOMED-CT code) in the paper's label-column order.
 CPSC2018_CLASSES = (
@@ -56,36 +64,43 @@ CPSC2018_TEXT_CODES = {
 _CPSC2018_TEXT_SPELLING = "Normal, AF, I-AVB, LBBB, RBBB, PAC, PVC, STD, STE"
 
 _DATASETS = {
-    # name: (classes, record-name pattern, whether codes outside the classes are an error)
-    # CPSC2018 has exactly the nine classes, and the paper's code failed on any other code, so
-    # one is an error here too; Georgia has ~70 diagnoses and the paper kept ten, ignoring the
-    # rest (a record may then have no positive class).
-    "cpsc2018": (CPSC2018_CLASSES, re.compile(r"^A\d+$"), True),
-    "georgia": (GEORGIA_CLASSES, re.compile(r"^E\d+$"), False),
+    # name: (classes, record-name pattern). A valid code outside the class list is ignored, as
+    # the paper does (Georgia has ~70 diagnoses, the paper kept ten; a record may then have no
+    # positive class); only a label that cannot be read as a diagnosis is a bad record.
+    "cpsc2018": (CPSC2018_CLASSES, re.compile(r"^A\d+$")),
+    "georgia": (GEORGIA_CLASSES, re.compile(r"^E\d+$")),
 }
 
 
-def read(root: Path, settings: Settings) -> RecordSet:
-    """Read every `*.hea` under `root` (sorted by record name, not file-system order)."""
-    classes, pattern, strict = _DATASETS[settings.dataset]
-    headers = _find_headers(root, settings.dataset, pattern)
-    column = {code: i for i, (_, code) in enumerate(classes)}
-    collector = Collector(settings, len(headers), [name for name, _ in classes])
+def classes(dataset: str) -> list[str]:
+    return [name for name, _ in _DATASETS[dataset][0]]
+
+
+def index(root: Path, builder: IndexBuilder) -> None:
+    """One row per `*.hea` under `root` (a `.mat` without its header is a bad record)."""
+    settings = builder.settings
+    class_codes, pattern = _DATASETS[settings.dataset]
+    headers, orphans = _find_headers(root, settings.dataset, pattern)
+    for record_id, mat in orphans:
+        builder.bad(BadRecordError(record_id, mat, f"no header {record_id}.hea beside it"))
+    column = {code: i for i, (_, code) in enumerate(class_codes)}
     for record_id, path in headers:
-        header = read_header(path)
-        label = np.zeros(len(classes), np.uint8)
-        for code in diagnosis_codes(header, settings.dataset):
-            if code in column:
-                label[column[code]] = 1
-            elif strict:
-                raise ValueError(
-                    f"{path}: field Dx has code {code}, which is none of the {settings.dataset} "
-                    f"classes {[f'{n}={c}' for n, c in classes]}"
-                )
-        leads = lead_indices(header.sig_names, path)
-        signal = read_signals(header, leads)
-        collector.add(record_id, signal, header.fs, path, label, fill_missing=True)
-    return collector.finish()
+        try:
+            header = read_header(path)
+            label = np.zeros(len(class_codes), np.uint8)
+            codes = canonical_codes(diagnosis_codes(header, settings.dataset), settings)
+            for code in codes:
+                if code in column:
+                    label[column[code]] = 1
+            leads = lead_indices(header.sig_names, path)
+            files = existing_data_files(header, leads)
+            if header.sig_len is None:
+                raise ValueError("the record line gives no signal length")
+            content = hash_files(files) if settings.protocol.hash_records else ""
+        except (ValueError, OSError) as exc:
+            builder.bad(as_bad_record(record_id, path, exc))
+            continue
+        builder.add(record_id, path, label, header.fs, header.sig_len, content_hash=content)
 
 
 def diagnosis_codes(header: Header, dataset: str) -> list[str]:
@@ -115,7 +130,10 @@ def diagnosis_codes(header: Header, dataset: str) -> list[str]:
     return codes
 
 
-def _find_headers(root: Path, dataset: str, pattern: re.Pattern[str]) -> list[tuple[str, Path]]:
+def _find_headers(
+    root: Path, dataset: str, pattern: re.Pattern[str]
+) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """(record id, header) sorted by id, and (record id, .mat) of signal files without header."""
     found: dict[str, Path] = {}
     foreign: list[Path] = []
     for path in root.rglob("*.hea"):
@@ -131,6 +149,11 @@ def _find_headers(root: Path, dataset: str, pattern: re.Pattern[str]) -> list[tu
             f"{root}: {len(foreign)} header(s) whose names are not {dataset} records "
             f"(pattern {pattern.pattern}), e.g. {sorted(foreign)[:3]}; give {dataset} its own root"
         )
-    if not found:
+    orphans = sorted(
+        (mat.stem, mat)
+        for mat in root.rglob("*.mat")
+        if pattern.match(mat.stem) and not mat.with_suffix(".hea").is_file()
+    )
+    if not found and not orphans:
         raise FileNotFoundError(f"{root}: no {dataset} headers (*.hea) found in it or below")
-    return sorted(found.items())
+    return sorted(found.items()), orphans

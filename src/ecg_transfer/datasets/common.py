@@ -1,26 +1,41 @@
 """What every dataset reader shares: lead names, the record set, and the preprocessing protocols.
 
 A *protocol* is the set of choices that turn a dataset's native recordings into fixed-size model
-inputs: how to reach the target sampling rate, which window of the recording to keep, and the
-default amplitude scaling. The readers only read files and labels and hand each record to a
-`Collector`, which applies the protocol. So a second protocol is one more `Protocol(...)` entry
-in `PROTOCOLS`, with no change to the readers.
+inputs: how to reach the target sampling rate, which window of the recording to keep, the
+default amplitude scaling, what to do with missing samples and which diagnosis codes count as
+one. The readers only read files and labels; `IndexBuilder` (the cheap first phase: one row per
+record, from headers and label files) and `preprocess` (the second phase, per record) apply the
+protocol. So a protocol is one `Protocol(...)` entry in `PROTOCOLS`, with no change to the
+readers.
+
+Two phases, because the first is cheap and serial (it decides the record list, the labels and
+the split) and the second is expensive and parallel (any subset of index rows can be read and
+preprocessed by its own job).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 logger = logging.getLogger(__name__)
 
 NAMES = ("ptbxl", "cpsc2018", "georgia", "ptb", "ribeiro")
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 SCALINGS = ("none", "minmax")
+ON_BAD_RECORD = ("error", "skip")
+
+# Index row status: kept, left out by the protocol's documented rules, or unreadable/malformed.
+OK, DROPPED, BAD = "ok", "dropped", "bad"
 
 # Lower-cased spellings found in the datasets' files -> standard name. Ribeiro's CODE uses the
 # Brazilian DI/DII/DIII for the limb leads; PTB writes everything in lower case; PTB-XL upper.
@@ -31,6 +46,30 @@ _LEAD_ALIASES = {lead.lower(): lead for lead in STANDARD_LEADS} | {
 }
 
 _PROGRESS_EVERY = 1000
+
+
+class BadRecordError(ValueError):
+    """One record cannot be used: its files are missing, truncated or contradict each other.
+
+    Carries what a quarantine list needs (record id, file, reason). A ValueError, so callers that
+    only know "bad input" keep working. Problems of a whole dataset (no label file, an HDF5 file
+    that does not open) are plain ValueError/FileNotFoundError: there is no record to skip.
+    """
+
+    def __init__(self, record_id: str, file: object, reason: str) -> None:
+        self.record_id = str(record_id)
+        self.file = str(file)
+        # Messages from lower layers usually start with the file already; do not say it twice.
+        prefix = f"{self.file}: "
+        self.reason = reason[len(prefix) :] if reason.startswith(prefix) else reason
+        super().__init__(f"{self.file}: {self.reason} (record {self.record_id})")
+
+
+def as_bad_record(record_id: str, file: object, exc: Exception) -> BadRecordError:
+    """A reader's error about one record, as the BadRecordError a quarantine list takes."""
+    if isinstance(exc, BadRecordError):
+        return exc
+    return BadRecordError(record_id, file, str(exc))
 
 
 def standard_lead(name: str) -> str | None:
@@ -79,6 +118,8 @@ class RecordSet:
     folds: np.ndarray | None  # PTB-XL strat_fold (N,), else None
     dropped: list[tuple[str, str]]  # (record_id, reason) for every record left out
     protocol: str
+    # (record_id, file, reason) of bad records left out with on_bad_record="skip"
+    quarantined: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.record_ids)
@@ -150,15 +191,33 @@ class Protocol:
     default_scaling: Mapping[str, str]
     # (signal (..., T), native_fs, fs, source) -> signal at fs
     resample: Callable[[np.ndarray, float, float, object], np.ndarray]
+    # (native length, native_fs, fs) -> length after resample, without reading the signal
+    resampled_length: Callable[[int, float, float], int]
     # (signal (..., T), n, dataset) -> n-sample window, or None when the record is too short
     crop: Callable[[np.ndarray, int, str], np.ndarray | None]
     # (native rates a dataset offers, fs, source) -> the rate to read
     choose_native_fs: Callable[[Sequence[float], float, object], float]
+    # True: NaN samples are linearly interpolated in every dataset, before resampling (a filter
+    # cannot run over NaN). False: the paper's rule, NaN in the kept samples filled from the
+    # neighbouring kept sample for the datasets in `fill_nan_datasets`, a bad record elsewhere.
+    interpolate_missing: bool
+    fill_nan_datasets: frozenset[str]
+    # SNOMED-CT code -> the code it is scored as (Challenge 2020 equivalence); empty: none merged
+    equivalent_codes: Mapping[str, str]
+    # whether the index hashes every record's raw signal bytes (needed to keep duplicates together)
+    hash_records: bool
+    # split.val_size when the config does not set it
+    default_val_size: float
 
 
 def _paper_resample(x: np.ndarray, native_fs: float, fs: float, source: object) -> np.ndarray:
     # The paper keeps every k-th sample, without an anti-aliasing filter.
     return x[..., :: decimation_factor(native_fs, fs, source)]
+
+
+def _paper_length(length: int, native_fs: float, fs: float) -> int:
+    k = decimation_factor(native_fs, fs, "record")
+    return -(-length // k)  # len(x[::k]) == ceil(length / k)
 
 
 def _paper_crop(x: np.ndarray, n: int, dataset: str) -> np.ndarray | None:
@@ -186,6 +245,47 @@ def _paper_native_fs(available: Sequence[float], fs: float, source: object) -> f
     )
 
 
+def rational_ratio(native_fs: float, fs: float) -> tuple[int, int]:
+    """(up, down) with native_fs * up / down == fs, in lowest terms (e.g. 500 -> 128: 32, 125).
+
+    Rates are read from headers as decimals; limit_denominator turns 257.0000001 back into 257
+    instead of a ratio of millions.
+    """
+    ratio = Fraction(fs).limit_denominator(10_000) / Fraction(native_fs).limit_denominator(10_000)
+    return ratio.numerator, ratio.denominator
+
+
+def _sound_resample(x: np.ndarray, native_fs: float, fs: float, source: object) -> np.ndarray:
+    # Polyphase resampling with scipy's default Kaiser-window anti-aliasing filter: any rational
+    # ratio, and no aliasing of muscle noise or pacing spikes into the band the model sees.
+    import scipy.signal
+
+    up, down = rational_ratio(native_fs, fs)
+    if up == down:
+        return x
+    return scipy.signal.resample_poly(x, up, down, axis=-1)
+
+
+def _sound_length(length: int, native_fs: float, fs: float) -> int:
+    up, down = rational_ratio(native_fs, fs)
+    return -(-length * up // down)  # resample_poly's output length: ceil(length * up / down)
+
+
+def _sound_native_fs(available: Sequence[float], fs: float, source: object) -> float:
+    # The lowest copy that still holds the band up to fs/2: PTB-XL's 100 Hz copy for fs <= 100
+    # (PhysioNet made it by filtered downsampling), its 500 Hz copy above that.
+    at_least = [native for native in sorted(available) if native >= fs]
+    if not at_least:
+        raise ValueError(
+            f"{source}: fs={fs:g} Hz is above every native rate {sorted(available)}; the sound "
+            "protocol does not upsample"
+        )
+    return at_least[0]
+
+
+# Challenge 2020 scores each pair as one diagnosis (RBBB/CRBBB, PAC/SVPB, PVC/VPB).
+EQUIVALENT_CODES = {"713427006": "59118001", "63593006": "284470004", "17338001": "427172004"}
+
 PROTOCOLS: dict[str, Protocol] = {
     "paper": Protocol(
         name="paper",
@@ -197,8 +297,30 @@ PROTOCOLS: dict[str, Protocol] = {
             "ribeiro": "minmax",
         },
         resample=_paper_resample,
+        resampled_length=_paper_length,
         crop=_paper_crop,
         choose_native_fs=_paper_native_fs,
+        interpolate_missing=False,
+        fill_nan_datasets=frozenset({"cpsc2018", "georgia"}),
+        equivalent_codes={},
+        hash_records=False,
+        default_val_size=0.0,
+    ),
+    # Millivolts, unscaled, for every dataset: all readers convert to mV, so amplitudes are
+    # comparable across datasets, and voltage is diagnostic (hypertrophy and low-voltage criteria
+    # are amplitude thresholds) -- per-record min-max or z-scoring would erase exactly that.
+    "sound": Protocol(
+        name="sound",
+        default_scaling=dict.fromkeys(NAMES, "none"),
+        resample=_sound_resample,
+        resampled_length=_sound_length,
+        crop=_paper_crop,
+        choose_native_fs=_sound_native_fs,
+        interpolate_missing=True,
+        fill_nan_datasets=frozenset(),
+        equivalent_codes=EQUIVALENT_CODES,
+        hash_records=True,
+        default_val_size=0.1,
     ),
 }
 
@@ -240,112 +362,302 @@ class Settings:
             raise ValueError(f"unknown scaling {scaling!r}; expected None or one of {SCALINGS}")
         return cls(dataset, proto, float(fs), length, scaling)
 
+    def describe(self) -> dict:
+        """JSON-able form, enough for `from_description` (the index's meta file carries it)."""
+        return {
+            "dataset": self.dataset,
+            "protocol": self.protocol.name,
+            "fs": self.fs,
+            "length": self.length,
+            "scaling": self.scaling,
+        }
 
-class Collector:
-    """Applies the protocol to each record a reader hands over and assembles the RecordSet.
+    @classmethod
+    def from_description(cls, d: Mapping) -> Settings:
+        proto = get_protocol(d["protocol"])
+        return cls(d["dataset"], proto, float(d["fs"]), int(d["length"]), d["scaling"])
 
-    Readers call `add` or `drop` once per record, in sorted order; the signals go straight into one
-    preallocated float32 array, so memory stays at the size of the result.
+
+def check_on_bad_record(value: str) -> str:
+    if value not in ON_BAD_RECORD:
+        raise ValueError(f"on_bad_record is {value!r}; expected one of {list(ON_BAD_RECORD)}")
+    return value
+
+
+def hash_bytes(chunks: Iterable[bytes]) -> str:
+    """Content hash of a record's raw signal bytes: identical signals under two names collide."""
+    h = hashlib.blake2b(digest_size=16)
+    for chunk in chunks:
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_files(paths: Iterable[Path]) -> str:
+    return hash_bytes(p.read_bytes() for p in paths)
+
+
+def canonical_codes(codes: Iterable[str], settings: Settings) -> list[str]:
+    """Codes as the protocol scores them: `sound` merges the Challenge's equivalent pairs."""
+    eq = settings.protocol.equivalent_codes
+    return [eq.get(code, code) for code in codes]
+
+
+# --- phase 1: the index ------------------------------------------------------------------------
+
+INDEX_COLUMNS = (
+    "record_id",
+    "file",
+    "patient_id",
+    "fold",
+    "native_fs",
+    "native_length",
+    "hash",
+    "status",
+    "reason",
+)
+_LABEL_PREFIX = "label:"
+_STR_COLUMNS = ("record_id", "file", "patient_id", "hash", "status", "reason")
+
+
+@dataclass
+class DatasetIndex:
+    """Phase 1 of reading a dataset: one row per record, no signal read.
+
+    `table` has INDEX_COLUMNS plus one `label:<class>` column per class (0/1), sorted by
+    record_id. `file` is relative to `root` (the header, or Ribeiro's HDF5 file). `status` is
+    OK, DROPPED (left out by the protocol's rules, e.g. too short; `reason` says why) or BAD
+    (unreadable or malformed; only with on_bad_record="skip"). `hash` is the content hash of the
+    raw signal bytes where the protocol needs it (sound), else empty. Callers may add columns
+    (the shard stage adds `split` and `part`); they travel through to_csv/read_csv.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        capacity: int,
-        classes: Sequence[str],
-        *,
-        patients: bool = False,
-        folds: bool = False,
-    ) -> None:
+    dataset: str
+    root: Path
+    settings: Settings
+    classes: list[str]
+    table: pd.DataFrame
+
+    @property
+    def labels(self) -> np.ndarray:
+        cols = [f"{_LABEL_PREFIX}{c}" for c in self.classes]
+        return self.table[cols].to_numpy(dtype=np.uint8).reshape(len(self.table), len(cols))
+
+    @property
+    def record_ids(self) -> list[str]:
+        return self.table["record_id"].tolist()
+
+    def has_patients(self) -> bool:
+        return bool((self.table["patient_id"] != "").any())
+
+    def where(self, mask: np.ndarray | pd.Series) -> DatasetIndex:
+        return DatasetIndex(
+            self.dataset, self.root, self.settings, self.classes,
+            self.table[np.asarray(mask)].reset_index(drop=True),
+        )
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        self.table.to_csv(path, index=False)
+
+    def meta(self) -> dict:
+        counts = self.table["status"].value_counts()
+        return {
+            "dataset": self.dataset,
+            "settings": self.settings.describe(),
+            "classes": self.classes,
+            "n_records": len(self.table),
+            **{f"n_{s}": int(counts.get(s, 0)) for s in (OK, DROPPED, BAD)},
+        }
+
+    @classmethod
+    def read_csv(
+        cls, path: str | os.PathLike, meta: Mapping, root: str | os.PathLike
+    ) -> DatasetIndex:
+        """The index a `to_csv` wrote; `meta` is what `meta()` returned (classes, settings)."""
+        path = Path(path)
+        try:
+            table = pd.read_csv(
+                path, dtype=dict.fromkeys(_STR_COLUMNS, str), keep_default_na=False
+            )
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise ValueError(f"{path}: unreadable index CSV ({exc})") from exc
+        classes = list(meta["classes"])
+        wanted = [*INDEX_COLUMNS, *(f"{_LABEL_PREFIX}{c}" for c in classes)]
+        missing = [c for c in wanted if c not in table.columns]
+        if missing:
+            raise ValueError(f"{path}: not a dataset index, missing column(s) {missing}")
+        settings = Settings.from_description(meta["settings"])
+        return cls(settings.dataset, Path(root), settings, classes, table)
+
+
+class IndexBuilder:
+    """Collects the index rows a reader finds and applies the protocol's drop rules to them.
+
+    `on_bad_record="error"` raises the first BadRecordError handed to `bad`; "skip" keeps the
+    record as a BAD row, so the shard stage lists it in its quarantine file.
+    """
+
+    def __init__(self, settings: Settings, root: Path, classes: Sequence[str], on_bad_record: str):
         self.settings = settings
-        self.capacity = capacity
+        self.root = root
         self.classes = list(classes)
-        self._signals = np.empty((capacity, len(STANDARD_LEADS), settings.length), np.float32)
-        self._labels = np.zeros((capacity, len(self.classes)), np.uint8)
-        self._ids: list[str] = []
-        self._patients: list[str] | None = [] if patients else None
-        self._folds: list[int] | None = [] if folds else None
-        self._dropped: list[tuple[str, str]] = []
+        self.on_bad_record = check_on_bad_record(on_bad_record)
+        self._rows: list[dict] = []
+        self._labels: list[np.ndarray] = []
+        self._zero = np.zeros(len(self.classes), np.uint8)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
 
     def add(
         self,
         record_id: str,
-        signal: np.ndarray,
+        file: Path,
+        label: np.ndarray | Sequence[int],
         native_fs: float,
-        source: object,
-        label: Sequence[int] | np.ndarray,
+        native_length: int,
         *,
-        patient_id: str | None = None,
-        fold: int | None = None,
-        fill_missing: bool = False,
+        patient_id: str = "",
+        fold: int = -1,
+        content_hash: str = "",
     ) -> None:
-        """Preprocess one record (12 leads in STANDARD_LEADS order, mV) and keep it, or drop it."""
+        """A readable record; DROPPED with the reason when the protocol's window does not fit."""
         s = self.settings
-        if signal.shape[0] != len(STANDARD_LEADS):
-            raise ValueError(f"{source}: {signal.shape[0]} leads after reordering; expected 12")
-        resampled = s.protocol.resample(signal, native_fs, s.fs, source)
-        window = s.protocol.crop(resampled, s.length, s.dataset)
-        if window is None:
-            self.drop(
-                record_id,
-                f"too short: {signal.shape[-1]} samples at {native_fs:g} Hz give "
-                f"{resampled.shape[-1]} at {s.fs:g} Hz; {s.length} needed",
+        status, reason = OK, ""
+        out_length = s.protocol.resampled_length(native_length, native_fs, s.fs)
+        if out_length < s.length:
+            status = DROPPED
+            reason = (
+                f"too short: {native_length} samples at {native_fs:g} Hz give {out_length} at "
+                f"{s.fs:g} Hz; {s.length} needed"
             )
-            return
-        if fill_missing:
-            window = fill_nan(window)
-        if np.isnan(window).any():
-            bad = [STANDARD_LEADS[i] for i in np.flatnonzero(np.isnan(window).any(axis=-1))]
-            raise ValueError(
-                f"{source}: missing (NaN) samples in lead(s) {bad}"
-                + (" with no valid sample to fill from" if fill_missing else "")
-            )
-        if s.scaling == "minmax":
-            window = minmax(window)
-        i = len(self._ids)
-        if i >= self.capacity:
-            raise RuntimeError(f"more records than the {self.capacity} announced")
-        self._signals[i] = window
-        self._labels[i] = label
-        self._ids.append(record_id)
-        if self._patients is not None:
-            if patient_id is None:
-                raise ValueError(f"{source}: no patient id")
-            self._patients.append(patient_id)
-        if self._folds is not None:
-            if fold is None:
-                raise ValueError(f"{source}: no fold")
-            self._folds.append(fold)
-        self._progress()
+        self._append(record_id, file, label, native_fs, native_length, patient_id, fold,
+                     content_hash, status, reason)
 
-    def drop(self, record_id: str, reason: str) -> None:
-        """Leave a record out for one of the documented reasons; it is listed in `dropped`."""
-        self._dropped.append((record_id, reason))
-        self._progress()
+    def drop(self, record_id: str, file: Path, reason: str, *, patient_id: str = "") -> None:
+        """Leave a record out for one of the protocol's documented reasons (listed in `dropped`)."""
+        self._append(record_id, file, self._zero, 0.0, 0, patient_id, -1, "", DROPPED, reason)
 
-    def _progress(self) -> None:
-        seen = len(self._ids) + len(self._dropped)
-        if seen % _PROGRESS_EVERY == 0 or seen == self.capacity:
-            logger.info("%s: %d/%d records read", self.settings.dataset, seen, self.capacity)
+    def bad(self, error: BadRecordError) -> None:
+        if self.on_bad_record == "error":
+            raise error
+        logger.warning("bad record, quarantined: %s", error)
+        self._append(error.record_id, Path(error.file), self._zero, 0.0, 0, "", -1, "", BAD,
+                     error.reason)
 
-    def finish(self) -> RecordSet:
-        n = len(self._ids)
-        if n == 0:
-            first = (
-                f" (first: {self._dropped[0][0]}: {self._dropped[0][1]})" if self._dropped else ""
-            )
-            raise ValueError(
-                f"{self.settings.dataset}: all {len(self._dropped)} records were dropped{first}"
-            )
-        return RecordSet(
-            signals=self._signals[:n],
-            labels=self._labels[:n],
-            classes=self.classes,
-            record_ids=self._ids,
-            fs=self.settings.fs,
-            leads=list(STANDARD_LEADS),
-            patient_ids=self._patients,
-            folds=np.asarray(self._folds, dtype=np.int64) if self._folds is not None else None,
-            dropped=self._dropped,
-            protocol=self.settings.protocol.name,
+    def _append(self, record_id, file, label, native_fs, native_length, patient_id, fold,
+                content_hash, status, reason) -> None:
+        self._rows.append({
+            "record_id": str(record_id),
+            "file": self.rel(Path(file)),
+            "patient_id": patient_id,
+            "fold": int(fold),
+            "native_fs": float(native_fs),
+            "native_length": int(native_length),
+            "hash": content_hash,
+            "status": status,
+            "reason": reason,
+        })
+        self._labels.append(np.asarray(label, dtype=np.uint8))
+        seen = len(self._rows)
+        if seen % _PROGRESS_EVERY == 0:
+            logger.info("%s: %d records indexed", self.settings.dataset, seen)
+
+    def finish(self) -> DatasetIndex:
+        table = pd.DataFrame(self._rows, columns=list(INDEX_COLUMNS))
+        labels = (np.vstack(self._labels) if self._labels
+                  else np.zeros((0, len(self.classes)), np.uint8))
+        for j, name in enumerate(self.classes):
+            table[f"{_LABEL_PREFIX}{name}"] = labels[:, j]
+        if table["record_id"].duplicated().any():
+            repeated = table.loc[table["record_id"].duplicated(), "record_id"].tolist()[:5]
+            raise ValueError(f"{self.root}: record id(s) {repeated} appear twice")
+        table = table.sort_values("record_id", kind="stable").reset_index(drop=True)
+        logger.info(
+            "%s: %d records indexed (%d ok, %d dropped, %d bad)", self.settings.dataset,
+            len(table), (table.status == OK).sum(), (table.status == DROPPED).sum(),
+            (table.status == BAD).sum(),
         )
+        return DatasetIndex(self.settings.dataset, self.root, self.settings, self.classes, table)
+
+
+# --- phase 2: one record's signal ---------------------------------------------------------------
+
+
+def interpolate_nan(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """NaN samples linearly interpolated from the valid samples of their lead (held flat at the
+    ends); returns the signal and how many samples were filled. A lead with no valid sample is
+    left NaN for the caller to report."""
+    missing = np.isnan(x)
+    count = int(missing.sum())
+    if not count:
+        return x, 0
+    out = x.copy()
+    t = np.arange(x.shape[-1])
+    for i in np.flatnonzero(missing.any(axis=-1)):
+        valid = ~missing[i]
+        if valid.any():
+            out[i, ~valid] = np.interp(t[~valid], t[valid], x[i, valid])
+    return out, count
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """One record after the protocol: the model input, or None when the protocol drops it."""
+
+    signal: np.ndarray | None  # (12, length) float32
+    reason: str  # why it was dropped, else ""
+    n_missing: int  # NaN samples filled or interpolated
+
+
+def preprocess(
+    signal: np.ndarray, native_fs: float, settings: Settings, record_id: str, file: object
+) -> Preprocessed:
+    """Apply the protocol to one record (12 leads in STANDARD_LEADS order, millivolts).
+
+    Infinite samples are always a bad record: no format stores them, so they mean corruption.
+    """
+    s = settings
+    p = s.protocol
+    if signal.ndim != 2 or signal.shape[0] != len(STANDARD_LEADS):
+        raise BadRecordError(
+            record_id, file, f"{signal.shape[0]} leads after reordering; expected 12"
+        )
+    if np.isinf(signal).any():
+        bad = [STANDARD_LEADS[i] for i in np.flatnonzero(np.isinf(signal).any(axis=-1))]
+        raise BadRecordError(record_id, file, f"infinite samples in lead(s) {bad}")
+    n_missing = 0
+    if p.interpolate_missing:
+        signal, n_missing = interpolate_nan(signal)
+        _check_no_nan(signal, record_id, file, " with no valid sample to interpolate from")
+    try:
+        resampled = p.resample(signal, native_fs, s.fs, file)
+    except ValueError as exc:
+        raise BadRecordError(record_id, file, str(exc)) from exc
+    window = p.crop(resampled, s.length, s.dataset)
+    if window is None:
+        return Preprocessed(
+            None,
+            f"too short: {signal.shape[-1]} samples at {native_fs:g} Hz give "
+            f"{resampled.shape[-1]} at {s.fs:g} Hz; {s.length} needed",
+            n_missing,
+        )
+    if not p.interpolate_missing:
+        if s.dataset in p.fill_nan_datasets:
+            n_missing = int(np.isnan(window).sum())
+            window = fill_nan(window)
+            _check_no_nan(window, record_id, file, " with no valid sample to fill from")
+        else:
+            _check_no_nan(window, record_id, file, "")
+    if s.scaling == "minmax":
+        window = minmax(window)
+    return Preprocessed(np.asarray(window, dtype=np.float32), "", n_missing)
+
+
+def _check_no_nan(x: np.ndarray, record_id: str, file: object, detail: str) -> None:
+    nan = np.isnan(x).any(axis=-1)
+    if nan.any():
+        bad = [STANDARD_LEADS[i] for i in np.flatnonzero(nan)]
+        raise BadRecordError(record_id, file, f"missing (NaN) samples in lead(s) {bad}{detail}")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import Collector, RecordSet, Settings, lead_indices
-from .wfdb_io import read_header, read_signals
+from .common import IndexBuilder, as_bad_record, hash_files, lead_indices
+from .wfdb_io import existing_data_files, read_header
 
 CLASSES = ("NORM", "MI")
 _REASON_CLASS = {"healthy control": "NORM", "myocardial infarction": "MI"}
@@ -23,29 +23,49 @@ _NO_REASON = {"", "n/a"}
 _RECORD_ID = re.compile(r"^(patient\d+)/([^/\s]+)$")
 
 
-def read(root: Path, settings: Settings) -> RecordSet:
-    """Read the records named in PTB's `RECORDS` list (or, without one, every patient*/*.hea).
+def classes(dataset: str) -> list[str]:
+    return list(CLASSES)
+
+
+def index(root: Path, builder: IndexBuilder) -> None:
+    """One row per record of PTB's `RECORDS` list (or, without one, every patient*/*.hea).
 
     record_ids are "patientNNN/sXXXX_re"; patient_ids the patient folder. Records without a reason
-    for admission are dropped, with that reason, as the paper did (549 -> 522).
+    for admission are dropped, with that reason, as the paper did (549 -> 522). A listed record
+    whose header is missing is a bad record.
     """
-    records = _find_records(root)
-    collector = Collector(settings, len(records), CLASSES, patients=True)
-    for record_id, header_path in records:
-        header = read_header(header_path)
-        reason = _reason_for_admission(header.comments)
-        if reason is None or reason.lower() in _NO_REASON:
-            collector.drop(record_id, f"no reason for admission ({reason or 'missing'})")
+    settings = builder.settings
+    for record_id, header_path in _find_records(root):
+        patient = record_id.split("/")[0]
+        try:
+            if not header_path.is_file():
+                raise FileNotFoundError(f"RECORDS lists {record_id}, but the file is missing")
+            header = read_header(header_path)
+            reason = _reason_for_admission(header.comments)
+            if reason is None or reason.lower() in _NO_REASON:
+                builder.drop(
+                    record_id,
+                    header_path,
+                    f"no reason for admission ({reason or 'missing'})",
+                    patient_id=patient,
+                )
+                continue
+            label = np.zeros(len(CLASSES), np.uint8)
+            cls = _REASON_CLASS.get(reason.lower())
+            if cls is not None:
+                label[CLASSES.index(cls)] = 1
+            leads = lead_indices(header.sig_names, header_path)
+            files = existing_data_files(header, leads)
+            if header.sig_len is None:
+                raise ValueError("the record line gives no signal length")
+            content = hash_files(files) if settings.protocol.hash_records else ""
+        except (ValueError, OSError) as exc:
+            builder.bad(as_bad_record(record_id, header_path, exc))
             continue
-        label = np.zeros(len(CLASSES), np.uint8)
-        cls = _REASON_CLASS.get(reason.lower())
-        if cls is not None:
-            label[CLASSES.index(cls)] = 1
-        signal = read_signals(header, lead_indices(header.sig_names, header_path))
-        collector.add(
-            record_id, signal, header.fs, header_path, label, patient_id=record_id.split("/")[0]
+        builder.add(
+            record_id, header_path, label, header.fs, header.sig_len,
+            patient_id=patient, content_hash=content,
         )
-    return collector.finish()
 
 
 def _reason_for_admission(comments: tuple[str, ...]) -> str | None:
@@ -70,12 +90,7 @@ def _find_records(root: Path) -> list[tuple[str, Path]]:
                 raise ValueError(
                     f"{lists[0]}, line {number}: {name!r}; expected 'patientNNN/record'"
                 )
-            path = base / f"{name}.hea"
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{lists[0]}, line {number}: lists {name}, but {path} is missing"
-                )
-            found[name] = path
+            found[name] = base / f"{name}.hea"  # a missing one is a bad record, see index()
     else:
         for path in root.rglob("*.hea"):
             if re.fullmatch(r"patient\d+", path.parent.name):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import Collector, RecordSet, Settings, lead_indices
-from .wfdb_io import read_header, read_signals
+from .common import IndexBuilder, as_bad_record, hash_files, lead_indices
+from .wfdb_io import existing_data_files, read_header
 
 CLASSES = ("NORM", "MI", "STTC", "HYP", "CD")
 
@@ -25,47 +25,58 @@ _NATIVE = {100.0: "filename_lr", 500.0: "filename_hr"}
 _COLUMNS = ("ecg_id", "patient_id", "scp_codes", "strat_fold", *_NATIVE.values())
 
 
-def read(root: Path, settings: Settings) -> RecordSet:
-    """Read the records listed in `ptbxl_database.csv`, sorted by ecg_id.
+def classes(dataset: str) -> list[str]:
+    return list(CLASSES)
 
-    record_ids are the zero-padded ecg_id ("00001"), the same whichever rate's files are read.
-    A listed record whose files are missing is an error, not a silent gap.
+
+def index(root: Path, builder: IndexBuilder) -> None:
+    """One row per record of `ptbxl_database.csv`; record_ids are the zero-padded ecg_id
+    ("00001"), the same whichever rate's files are read.
+
+    A listed record whose files are missing (a label row without a record) is a bad record, not a
+    silent gap.
     """
+    settings = builder.settings
     base = _find_dataset_dir(root)
     database = _read_database(base / _DATABASE)
     superclass = _read_superclasses(base / _STATEMENTS)
     native_fs = settings.protocol.choose_native_fs(tuple(_NATIVE), settings.fs, base / _DATABASE)
     file_column = _NATIVE[native_fs]
-
-    collector = Collector(settings, len(database), CLASSES, patients=True, folds=True)
     column = {name: i for i, name in enumerate(CLASSES)}
     for row in database.itertuples(index=False):
+        record_id = f"{row.ecg_id:05d}"
         where = f"{base / _DATABASE}, ecg_id {row.ecg_id}"
-        label = np.zeros(len(CLASSES), np.uint8)
-        for code in _scp_codes(row.scp_codes, where):
-            if code in superclass:
-                label[column[superclass[code]]] = 1
         header_path = base / f"{getattr(row, file_column)}.hea"
-        if not header_path.is_file():
-            raise FileNotFoundError(
-                f"{where}: {file_column} points to {header_path}, which is missing"
-            )
-        header = read_header(header_path)
-        if header.fs != native_fs:
-            raise ValueError(
-                f"{header_path}: sampling rate {header.fs:g} Hz; expected {native_fs:g}"
-            )
-        signal = read_signals(header, lead_indices(header.sig_names, header_path))
-        collector.add(
-            f"{row.ecg_id:05d}",
-            signal,
-            native_fs,
+        try:
+            label = np.zeros(len(CLASSES), np.uint8)
+            for code in _scp_codes(row.scp_codes, where):
+                if code in superclass:
+                    label[column[superclass[code]]] = 1
+            if not header_path.is_file():
+                raise FileNotFoundError(
+                    f"{where}: {file_column} points to {header_path}, which is missing"
+                )
+            header = read_header(header_path)
+            if header.fs != native_fs:
+                raise ValueError(f"sampling rate {header.fs:g} Hz; expected {native_fs:g}")
+            leads = lead_indices(header.sig_names, header_path)
+            files = existing_data_files(header, leads)
+            if header.sig_len is None:
+                raise ValueError("the record line gives no signal length")
+            content = hash_files(files) if settings.protocol.hash_records else ""
+        except (ValueError, OSError) as exc:
+            builder.bad(as_bad_record(record_id, header_path, exc))
+            continue
+        builder.add(
+            record_id,
             header_path,
             label,
+            native_fs,
+            header.sig_len,
             patient_id=str(int(row.patient_id)),
             fold=int(row.strat_fold),
+            content_hash=content,
         )
-    return collector.finish()
 
 
 def _find_dataset_dir(root: Path) -> Path:

@@ -10,13 +10,15 @@ added NORM for rows with none of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 
-from .common import Collector, RecordSet, Settings, lead_indices
+from .common import BadRecordError, IndexBuilder, hash_bytes, lead_indices
 
 CLASSES = ("NORM", "1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
 FILE_LEADS = ("DI", "DII", "DIII", "AVL", "AVF", "AVR", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -25,41 +27,97 @@ NATIVE_FS = 400.0
 _TRACINGS = "ecg_tracings.hdf5"
 _GOLD = "gold_standard.csv"
 _CHUNK = 256  # exams read from the HDF5 file at a time, to bound memory
+_LEADS = lead_indices(FILE_LEADS, "Ribeiro's lead order")
 
 
-def read(root: Path, settings: Settings) -> RecordSet:
-    """Read all exams; record_ids are the 0-based exam index, zero-padded ("000" ... "826")."""
+def classes(dataset: str) -> list[str]:
+    return list(CLASSES)
+
+
+def index(root: Path, builder: IndexBuilder) -> None:
+    """One row per exam; record_ids are the 0-based exam index, zero-padded ("000" ... "826").
+
+    Tracings and gold-standard rows are matched by position, as the paper (and the CODE README)
+    do. When their counts differ, the surplus rows at the end (labels without a tracing, or
+    tracings without labels) are bad records.
+    """
+    settings = builder.settings
     tracings_path = _find_one(root, _TRACINGS)
     labels = _read_labels(_find_one(root, _GOLD))
-    leads = lead_indices(FILE_LEADS, tracings_path)
+    with _open(tracings_path) as tracings:
+        n_tracings, native_length = tracings.shape[0], tracings.shape[1]
+        n = max(n_tracings, len(labels))
+        width = len(str(max(n - 1, 0)))
+        hashes = _hashes(tracings, tracings_path) if settings.protocol.hash_records else None
+    for i in range(n):
+        record_id = f"{i:0{width}d}"
+        if i >= n_tracings:
+            builder.bad(BadRecordError(
+                record_id, tracings_path,
+                f"gold standard row {i} has no tracing: the file holds {n_tracings} exams",
+            ))
+        elif i >= len(labels):
+            builder.bad(BadRecordError(
+                record_id, tracings_path,
+                f"exam {i} has no gold standard row: the CSV has {len(labels)} rows",
+            ))
+        elif hashes is not None and isinstance(hashes[i], BadRecordError):
+            builder.bad(hashes[i])
+        else:
+            builder.add(
+                record_id, tracings_path, labels[i], NATIVE_FS, native_length,
+                content_hash="" if hashes is None else hashes[i],
+            )
+
+
+def read_exam(tracings: h5py.Dataset, i: int) -> np.ndarray:
+    """Exam `i` as (12, samples) float64 in STANDARD_LEADS order."""
+    return np.asarray(tracings[i], dtype=np.float64).T[_LEADS]
+
+
+def _hashes(tracings: h5py.Dataset, path: Path) -> list[str | BadRecordError]:
+    """Content hash of every exam's raw bytes, read in chunks to bound memory."""
+    out: list[str | BadRecordError] = []
+    n = tracings.shape[0]
+    for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        try:
+            block = tracings[start:stop]
+        except OSError:  # a damaged chunk: find which exams it holds, one by one
+            for i in range(start, stop):
+                try:
+                    out.append(hash_bytes([np.ascontiguousarray(tracings[i]).tobytes()]))
+                except OSError as exc:
+                    out.append(BadRecordError(str(i), path, f"exam {i} unreadable ({exc})"))
+            continue
+        out.extend(hash_bytes([np.ascontiguousarray(x).tobytes()]) for x in block)
+    return out
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[h5py.Dataset]:
+    """The `tracings` dataset; a file that does not open is a dataset-level error."""
     try:
-        handle = h5py.File(tracings_path, "r")
+        handle = h5py.File(path, "r")
     except OSError as exc:
-        raise ValueError(f"{tracings_path}: not a readable HDF5 file ({exc})") from exc
+        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from exc
     with handle:
         if "tracings" not in handle:
-            raise ValueError(f"{tracings_path}: no dataset 'tracings'; found {list(handle)}")
+            raise ValueError(f"{path}: no dataset 'tracings'; found {list(handle)}")
         tracings = handle["tracings"]
         if tracings.ndim != 3 or tracings.shape[2] != len(FILE_LEADS):
             raise ValueError(
-                f"{tracings_path}: 'tracings' has shape {tracings.shape}; expected "
+                f"{path}: 'tracings' has shape {tracings.shape}; expected "
                 f"(exams, samples, {len(FILE_LEADS)})"
             )
-        n = tracings.shape[0]
-        if len(labels) != n:
-            raise ValueError(
-                f"{tracings_path}: {n} exams, but the gold standard has {len(labels)} rows"
-            )
-        width = len(str(max(n - 1, 0)))
-        collector = Collector(settings, n, CLASSES)
-        for start in range(0, n, _CHUNK):
-            block = np.asarray(tracings[start : start + _CHUNK], dtype=np.float64)
-            block = block.transpose(0, 2, 1)[:, leads, :]  # (exams, 12, samples)
-            for offset, signal in enumerate(block):
-                i = start + offset
-                source = f"{tracings_path}, exam {i}"
-                collector.add(f"{i:0{width}d}", signal, NATIVE_FS, source, labels[i])
-    return collector.finish()
+        yield tracings
+
+
+@contextmanager
+def open_tracings(root: Path, file: str) -> Iterator[h5py.Dataset]:
+    """The index's HDF5 file (relative to root), opened once for a whole shard part."""
+    with _open(root / file) as tracings:
+        yield tracings
 
 
 def _read_labels(path: Path) -> np.ndarray:

@@ -23,6 +23,8 @@ import numpy as np
 import scipy.io
 import wfdb
 
+from .common import lead_indices
+
 # WFDB marks a missing sample in format 16 with the most negative int16; wfdb turns it into NaN
 # and so do we (Georgia has a few of them).
 _FMT16_INVALID = -32768
@@ -161,6 +163,13 @@ def _parse_signal_line(path: Path, number: int, line: str) -> SignalSpec:
     )
 
 
+def data_files(header: Header, which: Sequence[int]) -> list[Path]:
+    """The signal files that hold signals `which`, in first-use order (PTB: the .dat, not the
+    .xyz of the Frank leads). Their bytes are what a content hash of the record covers."""
+    names = dict.fromkeys(header.signals[i].file_name for i in which)
+    return [header.path.parent / name for name in names]
+
+
 def read_signals(header: Header, which: Sequence[int]) -> np.ndarray:
     """Signals `which` of the record, as float64 millivolts, shape (len(which), samples).
 
@@ -230,13 +239,13 @@ def _read_fmt16_file(header: Header, file_name: str, n_sig: int, byte_offset: in
                 f"{path}: {flat.size} samples do not divide into {n_sig} interleaved signals"
             )
         block = flat.reshape(-1, n_sig).T
-    if header.sig_len is not None:
-        if block.shape[1] < header.sig_len:
-            raise ValueError(
-                f"{path}: holds {block.shape[1]} samples per signal but {header.path} declares "
-                f"sig_len {header.sig_len}"
-            )
-        block = block[:, : header.sig_len]
+    if header.sig_len is not None and block.shape[1] != header.sig_len:
+        # Fewer: a truncated file. More: the header's signal count or length is wrong, so the
+        # interleaving (and every lead) would be misread.
+        raise ValueError(
+            f"{path}: holds {block.shape[1]} samples per signal but {header.path} declares "
+            f"sig_len {header.sig_len} ({n_sig} signals in this file)"
+        )
     return block
 
 
@@ -249,3 +258,19 @@ def _read_with_wfdb(header: Header, which: list[int]) -> np.ndarray:
     signal = np.asarray(record.p_signal, dtype=np.float64).T
     factors = np.array([header.to_mv(i) for i in which])[:, None]
     return signal * factors
+
+
+def existing_data_files(header: Header, which: Sequence[int]) -> list[Path]:
+    """`data_files`, checked to exist: a header without its signal file is a bad record."""
+    files = data_files(header, which)
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"{header.path}: signal file {path} does not exist")
+    return files
+
+
+def read_record(header_path: Path) -> tuple[np.ndarray, float]:
+    """The 12 standard leads of a WFDB record in STANDARD_LEADS order (mV), and its rate."""
+    header = read_header(header_path)
+    return read_signals(header, lead_indices(header.sig_names, header_path)), header.fs
+

@@ -1,0 +1,73 @@
+"""Stage code hashes follow exactly the modules a stage imports (ecg_transfer.codehash)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ecg_transfer import codehash
+
+
+def _tree(root: Path) -> Path:
+    """A fake ``ecg_transfer`` package: train -> models (absolute), sub/ (relative imports)."""
+    pkg = root / "ecg_transfer"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""pkg"""\n')
+    (pkg / "train.py").write_text("from ecg_transfer import models\nimport numpy\n")
+    (pkg / "models.py").write_text("from ecg_transfer.fileio import atomic_path\n")
+    (pkg / "fileio.py").write_text("def atomic_path(): ...\n")
+    (pkg / "plots.py").write_text("import ecg_transfer.sub\n")
+    (pkg / "sub" / "__init__.py").write_text("from ._a import f\n")
+    (pkg / "sub" / "_a.py").write_text("def f():\n    from .. import fileio\n")
+    (pkg / "unused.py").write_text("x = 1\n")
+    return pkg
+
+
+def _names(pkg: Path, entries: list[str]) -> list[str]:
+    return [p.relative_to(pkg).as_posix() for p in codehash.module_closure(entries, pkg)]
+
+
+def test_closure_follows_absolute_relative_and_lazy_imports(tmp_path):
+    pkg = _tree(tmp_path)
+    assert _names(pkg, ["ecg_transfer.train"]) == [
+        "__init__.py", "fileio.py", "models.py", "train.py"]
+    assert _names(pkg, ["ecg_transfer.plots"]) == [
+        "__init__.py", "fileio.py", "plots.py", "sub/__init__.py", "sub/_a.py"]
+
+
+def test_hash_changes_only_with_the_modules_a_stage_runs(tmp_path):
+    pkg = _tree(tmp_path)
+    train, plots = codehash.code_hash("ecg_transfer.train", root=pkg), \
+        codehash.code_hash("ecg_transfer.plots", root=pkg)
+    (pkg / "unused.py").write_text("x = 2\n")
+    assert codehash.code_hash("ecg_transfer.train", root=pkg) == train
+    (pkg / "models.py").write_text("from ecg_transfer.fileio import atomic_path  # fix\n")
+    assert codehash.code_hash("ecg_transfer.train", root=pkg) != train
+    assert codehash.code_hash("ecg_transfer.plots", root=pkg) == plots
+    (pkg / "sub" / "_a.py").write_text("def f():\n    return 1\n")
+    assert codehash.code_hash("ecg_transfer.plots", root=pkg) != plots
+
+
+def test_hash_does_not_depend_on_where_the_checkout_lives(tmp_path):
+    pkg = _tree(tmp_path / "a")
+    copy = tmp_path / "b" / "elsewhere" / "ecg_transfer"
+    shutil.copytree(pkg, copy)
+    assert codehash.code_hash("ecg_transfer.train", root=pkg) == \
+        codehash.code_hash("ecg_transfer.train", root=copy)
+
+
+def test_unknown_entry_is_an_error_naming_it(tmp_path):
+    pkg = _tree(tmp_path)
+    with pytest.raises(ValueError, match=r"'ecg_transfer\.trian'.*found none"):
+        codehash.code_hash("ecg_transfer.trian", root=pkg)
+
+
+def test_the_real_stages_hash_their_entry_modules():
+    root = codehash.package_root()
+    files = {p.relative_to(root).as_posix()
+             for p in codehash.module_closure(["ecg_transfer.train"])}
+    assert {"train.py", "models.py", "metrics.py"} <= files
+    assert "aggregate.py" not in files and "download.py" not in files
+    assert len(codehash.code_hash("ecg_transfer.aggregate")) == 16

@@ -1,0 +1,190 @@
+"""Only the stale parts re-run: each change to the config or the package code schedules exactly
+the jobs that depend on it (README, "What re-runs after which change").
+
+One tiny study is built once for the module (1 upstream, 2 downstream, 2 architectures, 1 epoch);
+every table row is then a dry run of a changed config against it, compared with the job counts
+the row allows. Rules are named in one place (the EXPECTED_* dicts) so that a renamed rule is a
+one-line change.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tiny_study import REPO, scheduled_jobs, snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.slow
+
+RECORDS = {"ptbxl": 40, "cpsc2018": 40, "georgia": 40, "ptb": 30, "ribeiro": 30}
+ARCHS = ["resnet1d18", "gru"]
+TRAINING = ("pretrain", "finetune", "train_scratch")
+# Every job of one dataset's data stage, as the rules name them.
+DATA_PER_DATASET = {"make_demo_archive": 1, "download": 1, "extract": 1}
+# A dataset whose index (a checkpoint) re-runs: the dry run lists the index job; its shard parts
+# are counted, and scheduled, once the new index exists.
+INDEX_PER_DATASET = {"index_dataset": 1}
+REPORTS = {"aggregate": 1, "plot_curves": 1}
+
+
+def base_config() -> dict:
+    return tiny_config(records=RECORDS, architectures=ARCHS, upstream=["ptbxl"],
+                       downstream=["georgia", "ptb"], epochs=1)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("rerun")
+    write_config(workdir, base_config())
+    snakemake(workdir)
+    assert scheduled_jobs(workdir) == {}, "the built study is not up to date"
+    return workdir
+
+
+def _changed(study: Path, change) -> str:
+    cfg = base_config()
+    change(cfg)
+    return write_config(study, cfg, "changed.yaml")
+
+
+def _set(path: str, value):
+    def change(cfg: dict) -> None:
+        *keys, last = path.split(".")
+        for key in keys:
+            cfg = cfg.setdefault(key, {})
+        cfg[last] = value
+    return change
+
+
+# 2 archs: 2 pretrain (ptbxl), 4 finetune (ptbxl -> georgia, ptb), 4 scratch (georgia, ptb).
+ROWS = {
+    "fine-tune learning rate": (_set("training.finetune.lr", 0.002),
+                                {"finetune": 4, **REPORTS}),
+    "epochs of scratch training": (_set("training.scratch.epochs", 2),
+                                   {"train_scratch": 4, **REPORTS}),
+    # scaling is applied per shard part: the index stays, ptb's one part is rewritten
+    "a preprocessing parameter of one dataset (per part)": (
+        _set("datasets.ptb.preprocess.scaling", "minmax"),
+        {"make_shard": 1, "finetune": 2, "train_scratch": 2, **REPORTS}),
+    # the split is decided by the index
+    "a split parameter of one dataset (index)": (
+        _set("datasets.ptb.split.random_state", 2),
+        {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **REPORTS}),
+    "pretraining hyperparameter": (_set("training.pretrain.lr", 0.002),
+                                   {"pretrain": 2, "finetune": 4, **REPORTS}),
+    "add a seed": (_set("seeds", [0, 1]),
+                   {"pretrain": 2, "finetune": 4, "train_scratch": 4, **REPORTS}),
+    "add an architecture": (_set("architectures", [*ARCHS, "lstm"]),
+                            {"pretrain": 1, "finetune": 2, "train_scratch": 2, **REPORTS}),
+    "add a downstream dataset": (_set("downstream", ["georgia", "ptb", "ribeiro"]),
+                                 {**DATA_PER_DATASET, **INDEX_PER_DATASET, "finetune": 2,
+                                  "train_scratch": 2, **REPORTS}),
+    "remove an architecture": (_set("architectures", ["resnet1d18"]), REPORTS),
+    "a plotting option": (_set("plots.dpi", 72), {"plot_curves": 1}),
+}
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+def test_a_config_change_reruns_exactly_the_stale_jobs(study, row):
+    change, expected = ROWS[row]
+    assert scheduled_jobs(study, _changed(study, change)) == expected
+
+
+def test_unchanged_config_reruns_nothing(study):
+    assert scheduled_jobs(study, _changed(study, lambda cfg: None)) == {}
+
+
+# ------------------------------------------------------------------------------------------
+# Package code as a rerun trigger
+#
+# Each rule carries in params a hash of the package modules its script runs
+# (ecg_transfer.codehash, computed in common.smk). The hash reads the source of the package that
+# Snakemake imports, so the test copies src/ecg_transfer to a temporary folder and puts that copy
+# first on PYTHONPATH (ahead of the editable install's .pth entry): edits to the copy are what a
+# developer's edit to the real tree would be, and the real source tree is never touched.
+
+
+@pytest.fixture
+def package_copy(tmp_path) -> Path:
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "src" / "ecg_transfer", src / "ecg_transfer",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
+def _edit(package: Path, module: str) -> None:
+    path = package / "ecg_transfer" / module
+    path.write_text(path.read_text() + "\n# an edit that changes the source\n")
+
+
+CODE_ROWS = {
+    "train.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **REPORTS},
+    "metrics.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **REPORTS},
+    # every dataset's index and shard (ptbxl, georgia, ptb) and everything after them
+    "shards.py": {"index_dataset": 3, "pretrain": 2, "finetune": 4,
+                  "train_scratch": 4, **REPORTS},
+    "aggregate.py": REPORTS,
+}
+
+
+def test_an_unchanged_copy_of_the_package_reruns_nothing(study, package_copy):
+    # The hash depends on the modules' content, not on where the package lives; and the copy on
+    # PYTHONPATH is really what common.smk hashes (else the edits below would change nothing).
+    assert scheduled_jobs(study, env={"PYTHONPATH": str(package_copy)}) == {}
+
+
+@pytest.mark.parametrize("module", list(CODE_ROWS))
+def test_a_package_code_change_reruns_the_stages_that_run_it(study, package_copy, module):
+    _edit(package_copy, module)
+    assert scheduled_jobs(study, env={"PYTHONPATH": str(package_copy)}) == CODE_ROWS[module]
+
+
+# ------------------------------------------------------------------------------------------
+# Local GPU scheduling: with --resources gpu=N at most N training jobs run at once, while jobs
+# that ask for no GPU keep running beside them.
+
+
+def _intervals(workdir: Path, rules: tuple[str, ...]) -> list[tuple[str, float, float]]:
+    """(job, start, end) from the benchmark files: written when a job ends, with its wall time."""
+    spans = []
+    for rule in rules:
+        for tsv in (workdir / "benchmarks" / rule).rglob("*.tsv"):
+            end = tsv.stat().st_mtime
+            seconds = float(pd.read_csv(tsv, sep="\t")["s"].iloc[-1])
+            spans.append((str(tsv.relative_to(workdir / "benchmarks")), end - seconds, end))
+    return spans
+
+
+def _max_overlap(spans: list[tuple[str, float, float]]) -> int:
+    events = sorted([(s, 1) for _, s, _ in spans] + [(e, -1) for _, _, e in spans],
+                    key=lambda ev: (ev[0], ev[1]))  # an end before a start at the same time
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_gpu_resource_bounds_concurrent_training_jobs(study, tmp_path):
+    """A second seed and a new downstream dataset on a copy of the built study, with 3 cores
+    and gpu=1: the seed's training jobs can start at once, the new dataset's data jobs too."""
+    work = tmp_path / "study"
+    shutil.copytree(study, work, symlinks=True)
+    for rule in (*TRAINING, "index_dataset", "make_shard"):
+        shutil.rmtree(work / "benchmarks" / rule, ignore_errors=True)
+    cfg = base_config()
+    cfg["seeds"] = [0, 1]
+    cfg["downstream"] = ["georgia", "ptb", "ribeiro"]
+    write_config(work, cfg)
+    snakemake(work, "--resources", "gpu=1", cores=3)
+
+    training = _intervals(work, TRAINING)
+    assert len(training) == 2 + 6 + 6 + 2 + 2  # seed 1: 2+6+6; ribeiro for seed 0: 2+2
+    assert _max_overlap(training) == 1, sorted(training, key=lambda s: s[1])
+    cpu_only = _intervals(work, ("index_dataset", "make_shard"))
+    assert cpu_only, "the new dataset's data jobs left no benchmark"
+    beside = [(c, t) for c in cpu_only for t in training if c[1] < t[2] and t[1] < c[2]]
+    assert beside, ("no CPU-only job ran beside a training job: the GPU limit serialised "
+                    f"everything?\ntraining: {training}\ncpu: {cpu_only}")

@@ -1,0 +1,15 @@
+"""Index one extracted dataset (records, labels, split, parts) for its shard jobs."""
+
+from ecg_transfer import runlog, shards
+
+runlog.to_file(snakemake.log[0])
+shards.write_index(
+    snakemake.wildcards.dataset,
+    snakemake.input.root,
+    snakemake.output.csv,
+    snakemake.output.meta,
+    preprocess=snakemake.params.preprocess,
+    split=snakemake.params.split,
+    shard_size=snakemake.params.shard_size,
+    on_bad_record=snakemake.params.on_bad_record,
+)
