@@ -18,10 +18,8 @@ from .common import (
     IndexBuilder,
     as_bad_record,
     canonical_codes,
-    hash_files,
-    lead_indices,
 )
-from .wfdb_io import Header, existing_data_files, read_header
+from .wfdb_io import Header, index_checks, read_header
 
 # (class, SNOMED-CT code) in the paper's label-column order.
 CPSC2018_CLASSES = (
@@ -92,11 +90,7 @@ def index(root: Path, builder: IndexBuilder) -> None:
             for code in codes:
                 if code in column:
                     label[column[code]] = 1
-            leads = lead_indices(header.sig_names, path)
-            files = existing_data_files(header, leads)
-            if header.sig_len is None:
-                raise ValueError("the record line gives no signal length")
-            content = hash_files(files) if settings.protocol.hash_records else ""
+            content = index_checks(header, path, settings.protocol.hash_records)
         except (ValueError, OSError) as exc:
             builder.bad(as_bad_record(record_id, path, exc))
             continue

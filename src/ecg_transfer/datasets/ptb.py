@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import IndexBuilder, as_bad_record, hash_files, lead_indices
-from .wfdb_io import existing_data_files, read_header
+from .common import IndexBuilder, as_bad_record
+from .wfdb_io import index_checks, read_header
 
 CLASSES = ("NORM", "MI")
 _REASON_CLASS = {"healthy control": "NORM", "myocardial infarction": "MI"}
@@ -54,11 +54,7 @@ def index(root: Path, builder: IndexBuilder) -> None:
             cls = _REASON_CLASS.get(reason.lower())
             if cls is not None:
                 label[CLASSES.index(cls)] = 1
-            leads = lead_indices(header.sig_names, header_path)
-            files = existing_data_files(header, leads)
-            if header.sig_len is None:
-                raise ValueError("the record line gives no signal length")
-            content = hash_files(files) if settings.protocol.hash_records else ""
+            content = index_checks(header, header_path, settings.protocol.hash_records)
         except (ValueError, OSError) as exc:
             builder.bad(as_bad_record(record_id, header_path, exc))
             continue

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.io
 import wfdb
 
-from .common import lead_indices
+from .common import hash_files, lead_indices
 
 # WFDB marks a missing sample in format 16 with the most negative int16; wfdb turns it into NaN
 # and so do we (Georgia has a few of them).
@@ -267,6 +267,16 @@ def existing_data_files(header: Header, which: Sequence[int]) -> list[Path]:
         if not path.is_file():
             raise FileNotFoundError(f"{header.path}: signal file {path} does not exist")
     return files
+
+
+def index_checks(header: Header, header_path: Path, hash_records: bool) -> str:
+    """What the index stage checks of a WFDB record without reading its samples: the 12 standard
+    leads are there, their signal files exist, the record line gives a length. Returns the
+    content hash of those files where the protocol needs it (duplicate detection), else ""."""
+    files = existing_data_files(header, lead_indices(header.sig_names, header_path))
+    if header.sig_len is None:
+        raise ValueError("the record line gives no signal length")
+    return hash_files(files) if hash_records else ""
 
 
 def read_record(header_path: Path) -> tuple[np.ndarray, float]:
