@@ -331,7 +331,7 @@ def make_part(
     the reason) and nothing is written; with "skip" bad records are left out and listed in
     ``quarantine_path``. Both files appear atomically. Returns the number of records written.
     """
-    from ecg_transfer.datasets import BAD, DROPPED, BadRecordError, check_on_bad_record, read
+    from ecg_transfer.datasets import BadRecordError, check_on_bad_record, read
 
     check_on_bad_record(on_bad_record)
     idx, meta = read_index(index_csv, index_meta, root)
@@ -342,10 +342,7 @@ def make_part(
     if scaling is not None:
         idx.settings = _with_scaling(idx.settings, scaling, index_meta)
     table = idx.table
-    dropped = [[r, why] for r, st, why in zip(table.record_id, table.status, table.reason,
-                                              strict=True) if st == DROPPED]
-    quarantine = [(r, f, why) for r, f, st, why in zip(table.record_id, table.file, table.status,
-                                                       table.reason, strict=True) if st == BAD]
+    dropped, quarantine = idx.left_out()
     if quarantine and on_bad_record == "error":
         r, f, why = quarantine[0]
         raise BadRecordError(r, Path(root) / f, why)
@@ -366,7 +363,7 @@ def make_part(
                 continue
             if result.signal is None:
                 log.info("dropped %s: %s", record_id, result.reason)
-                dropped.append([record_id, result.reason])
+                dropped.append((record_id, result.reason))
                 continue
             if result.n_missing:
                 log.info("%s: %d missing samples %s", record_id, result.n_missing,

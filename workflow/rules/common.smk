@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 import ecg_transfer
 import ecg_transfer.download
+import ecg_transfer.shards
 from ecg_transfer.codehash import code_hash
 
 
@@ -133,7 +134,7 @@ def _shard_parts(dataset):
     meta = checkpoints.index_dataset.get(dataset=dataset).output.meta
     with open(meta) as handle:
         n_parts = int(json.load(handle)["n_parts"])
-    return [f"results/shards/{dataset}/part{i}.h5" for i in range(n_parts)]
+    return ecg_transfer.shards.part_paths(f"results/shards/{dataset}", n_parts)
 
 
 def upstream_shards(wildcards):

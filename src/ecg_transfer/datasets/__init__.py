@@ -177,16 +177,7 @@ def load(
     signals = np.empty((n, len(STANDARD_LEADS), idx.settings.length), np.float32)
     keep = np.zeros(n, bool)
     kept = 0  # kept records fill `signals` from the front, so no second copy is needed
-    dropped = [
-        (r, why) for r, s, why in zip(table.record_id, table.status, table.reason, strict=True)
-        if s == DROPPED
-    ]
-    quarantined = [
-        (r, f, why)
-        for r, f, s, why in zip(table.record_id, table.file, table.status, table.reason,
-                                strict=True)
-        if s == BAD
-    ]
+    dropped, quarantined = idx.left_out()
     for i, (record_id, file, result) in enumerate(read(idx)):
         if isinstance(result, BadRecordError):
             if on_bad_record == "error":

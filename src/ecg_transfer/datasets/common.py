@@ -458,6 +458,16 @@ class DatasetIndex:
     def to_csv(self, path: str | os.PathLike) -> None:
         self.table.to_csv(path, index=False)
 
+    def left_out(self) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+        """What the index already left out: (record_id, reason) of the DROPPED rows and
+        (record_id, file, reason) of the BAD ones, in index order."""
+        t = self.table
+        dropped = [(r, why) for r, st, why in zip(t.record_id, t.status, t.reason, strict=True)
+                   if st == DROPPED]
+        bad = [(r, f, why) for r, f, st, why in zip(t.record_id, t.file, t.status, t.reason,
+                                                   strict=True) if st == BAD]
+        return dropped, bad
+
     def meta(self) -> dict:
         counts = self.table["status"].value_counts()
         return {
