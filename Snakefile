@@ -1,12 +1,15 @@
 # ecg-transfer: "Transfer Learning in ECG Diagnosis: Is It Effective?" as a workflow.
-# Rule graph: download -> extract -> make_shards -> pretrain -> finetune / train_scratch
-#             -> aggregate -> plot_curves   (see README.md)
+# Rule graph: download -> extract -> index_dataset -> make_shard -> pretrain
+#             -> finetune / train_scratch -> aggregate, plot_curves   (see README.md)
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
 configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -18,5 +21,5 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         rules.aggregate.output,
-        expand("results/figures/curves_{downstream}.png", downstream=DOWNSTREAM),
+        expand(rules.plot_curves.output[0], downstream=DOWNSTREAM),
     default_target: True

@@ -7,7 +7,7 @@ in a fresh Python process so that imports, caches and allocator state never carr
 - ``rdrecord``: ``wfdb.rdrecord`` over the folder's ``records100`` records (the files the
   ``paper`` protocol reads at 100 Hz), nothing else: the raw read alone.
 - ``shard``: the project's sharding of the folder with config.yaml's PTB-XL settings, i.e.
-  ``shards.make_shard`` = ``write_index`` (record list, labels, split) + ``make_part`` (read,
+  ``prepare.make_shard`` = ``write_index`` (record list, labels, split) + ``make_part`` (read,
   preprocess and write every record streaming into one HDF5 part), timed end to end.
 
 It prints records/second of both and their ratio (goal >= 0.7: the sharding may add little to
@@ -60,12 +60,12 @@ def child_shard(root: Path, out: Path) -> dict:
     """Shard the folder as the workflow would, with config.yaml's PTB-XL settings."""
     import h5py
 
-    from ecg_transfer import shards
+    from ecg_transfer import prepare
 
     warnings.simplefilter("ignore")
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())["datasets"]["ptbxl"]
     start = time.perf_counter()
-    shards.make_shard("ptbxl", root, out, preprocess=cfg.get("preprocess", {}),
+    prepare.make_shard("ptbxl", root, out, preprocess=cfg.get("preprocess", {}),
                       split=cfg.get("split", {}))
     seconds = time.perf_counter() - start
     with h5py.File(out) as f:

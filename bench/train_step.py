@@ -60,7 +60,9 @@ import numpy as np
 import torch
 
 from ecg_transfer import models, train
-from ecg_transfer.shards import TEST, TRAIN, VAL, SplitSpec, read_shard, split_records, write_shard
+from ecg_transfer.metrics import EPOCH_COLUMNS
+from ecg_transfer.shards import read_shard, write_shard
+from ecg_transfer.splits import TEST, TRAIN, VAL, SplitSpec, split_records
 
 log = logging.getLogger("bench.train_step")
 
@@ -489,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
                                 fraction)
         shard = read_shard(shard_path)
         x, y = shard.part(TRAIN)
-        evals = [shard.part(VAL)[0], shard.part(TEST)[0]] if "val_f1" in train.METRIC_COLUMNS \
+        evals = [shard.part(VAL)[0], shard.part(TEST)[0]] if "val_f1" in EPOCH_COLUMNS \
             else [shard.part(TEST)[0]]  # an engine without validation scores test only
         n_eval = sum(len(e) for e in evals)
         print(f"# shard: {len(x)} train / {n_eval} scored per epoch (validation {fraction:g} of "

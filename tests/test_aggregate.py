@@ -58,7 +58,7 @@ def jobs(tmp_path: Path) -> list[dict]:
         _job(t, "finetune", "ptbxl", "cpsc", "resnet1d18", 0, [0.72, 0.81], val_f1=[0.5, 0.55]),
         _job(t, "finetune", "ptbxl", "cpsc", "resnet1d18", 1, [0.83, 0.79]),
         _job(t, "finetune", "georgia", "cpsc", "resnet1d18", 0, [0.6, 0.74]),
-        # cpsc, gru: scratch only (listed first to check the registry order is used)
+        # cpsc, gru: scratch only (listed first to check the the config's order is used)
         _job(t, "scratch", None, "cpsc", "gru", 0, [0.4, 0.45]),
         # a second downstream set
         _job(t, "scratch", None, "ptb", "resnet1d18", 0, [0.5, 0.6], baseline=0.2),
@@ -89,7 +89,7 @@ def test_collect_best_epoch_and_f1(jobs: list[dict]) -> None:
 
 def test_write_tables(jobs: list[dict], tmp_path: Path) -> None:
     csv_path, md_path = tmp_path / "tables" / "f1.csv", tmp_path / "tables" / "f1.md"
-    write_tables(collect(jobs), csv_path, md_path)
+    write_tables(collect(jobs), csv_path, md_path, arch_order=["resnet1d18", "gru"])
 
     table = pd.read_csv(csv_path)
     assert len(table) == len(jobs)
@@ -118,7 +118,7 @@ def test_write_tables(jobs: list[dict], tmp_path: Path) -> None:
     assert ("| resnet1d18 | 0.750 ± 0.071 | 0.740 | -0.010 | 0.820 ± 0.014 | +0.070 | 0.350 |"
             in cpsc)
     assert "| gru | 0.450 | — | — | — | — | 0.350 |" in cpsc
-    assert cpsc.index("| resnet1d18 |") < cpsc.index("| gru |")  # registry order
+    assert cpsc.index("| resnet1d18 |") < cpsc.index("| gru |")  # the config's order
     ptb = md.split("## ptb\n")[1].split("## ")[0]
     # 0.7 - 0.6 = +0.100
     assert "| resnet1d18 | 0.600 | 0.700 | +0.100 | 0.200 |" in ptb
@@ -131,16 +131,21 @@ def test_write_tables(jobs: list[dict], tmp_path: Path) -> None:
     assert sorted(p.name for p in csv_path.parent.iterdir()) == ["f1.csv", "f1.md"]  # no temps
 
 
-def test_plot_curves_one_png_per_downstream(jobs: list[dict], tmp_path: Path) -> None:
-    out = tmp_path / "figures"
-    paths = plot_curves(jobs, out)
-    assert paths == [out / "curves_cpsc.png", out / "curves_ptb.png"]
-    for path in paths:
-        assert path.read_bytes()[:8] == PNG_MAGIC
-    assert sorted(p.name for p in out.iterdir()) == ["curves_cpsc.png", "curves_ptb.png"]
+def _of(jobs: list[dict], downstream: str) -> list[dict]:
+    return [j for j in jobs if j["downstream"] == downstream]
+
+
+def test_plot_curves_draws_one_downstream_dataset_as_a_png(jobs: list[dict], tmp_path: Path
+                                                            ) -> None:
+    out = tmp_path / "figures" / "curves_cpsc.png"
+    assert plot_curves(_of(jobs, "cpsc"), out, dpi=60) == out
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    assert sorted(p.name for p in out.parent.iterdir()) == ["curves_cpsc.png"]  # no temps
     # a DataFrame of job descriptions works as well
-    assert plot_curves(pd.DataFrame(jobs), tmp_path / "again") == [
-        tmp_path / "again" / "curves_cpsc.png", tmp_path / "again" / "curves_ptb.png"]
+    again = tmp_path / "again.png"
+    assert plot_curves(pd.DataFrame(_of(jobs, "ptb")), again, dpi=60) == again
+    with pytest.raises(ValueError, match="one downstream dataset"):
+        plot_curves(jobs, tmp_path / "both.png", dpi=60)
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -149,11 +154,11 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_plot_curves_dpi_sets_the_resolution(jobs: list[dict], tmp_path: Path) -> None:
-    low = plot_curves(jobs, tmp_path / "low", dpi=50)[0]
-    high = plot_curves(jobs, tmp_path / "high", dpi=100)[0]
+    low = plot_curves(_of(jobs, "cpsc"), tmp_path / "low.png", dpi=50)
+    high = plot_curves(_of(jobs, "cpsc"), tmp_path / "high.png", dpi=100)
     assert _png_size(high) == (2 * _png_size(low)[0], 2 * _png_size(low)[1])
     with pytest.raises(ValueError, match=r"plots\.dpi"):
-        plot_curves(jobs, tmp_path / "bad", dpi=0)
+        plot_curves(_of(jobs, "cpsc"), tmp_path / "bad.png", dpi=0)
 
 
 HEADER = "epoch,train_loss,test_loss,test_f1,seconds,baseline_f1\n"  # a log without val columns

@@ -22,7 +22,8 @@ from test_datasets import (
 )
 
 from ecg_transfer.datasets import BadRecordError
-from ecg_transfer.shards import make_part, read_shard, write_index
+from ecg_transfer.prepare import make_part, write_index
+from ecg_transfer.shards import read_shard
 
 
 def run_stages(dataset: str, root: Path, out: Path, on_bad: str, protocol: str = "paper"):

@@ -99,7 +99,8 @@ def test_dry_run_of_the_paper_study_lists_the_paper_grid(tmp_path):
     assert counts["train_scratch"] == 30
     # make_shard jobs (one per part) are known only once the index_dataset checkpoint has run
     assert counts["download"] == counts["index_dataset"] == 5
-    assert counts["aggregate"] == counts["plot_curves"] == 1
+    assert counts["aggregate"] == 1
+    assert counts["plot_curves"] == 5  # one figure per downstream dataset
 
 
 def test_unknown_dataset_in_downstream_stops_before_any_job(tmp_path):

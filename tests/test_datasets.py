@@ -25,7 +25,12 @@ from ecg_transfer.datasets import (
     RecordSet,
     load,
 )
-from ecg_transfer.datasets.common import fill_nan, lead_indices, minmax
+from ecg_transfer.datasets.common import (
+    fill_nan_neighbours,
+    lead_indices,
+    minmax,
+    minmax_sklearn,
+)
 from ecg_transfer.datasets.wfdb_io import read_header, read_signals
 
 REAL = Path("/work/shared/real-ecg")
@@ -162,15 +167,22 @@ def write_ribeiro(root: Path, tracings: np.ndarray, gold: np.ndarray) -> None:
     )
 
 
-def check_recordset(rs: RecordSet, n: int, classes: int, length: int = 1000) -> None:
+def check_recordset(
+    rs: RecordSet,
+    n: int,
+    classes: int,
+    length: int = 1000,
+    leads: tuple[str, ...] = STANDARD_LEADS,
+    protocol: str = "paper",
+) -> None:
     assert rs.signals.shape == (n, 12, length)
     assert rs.signals.dtype == np.float32
     assert rs.labels.shape == (n, classes)
     assert rs.labels.dtype == np.uint8
     assert len(rs.record_ids) == n
     assert rs.record_ids == sorted(rs.record_ids)
-    assert rs.leads == list(STANDARD_LEADS)
-    assert rs.protocol == "paper"
+    assert rs.leads == list(leads)
+    assert rs.protocol == protocol
     assert np.isfinite(rs.signals).all()
 
 
@@ -204,16 +216,22 @@ def test_unknown_scaling_and_bad_rates(tmp_path: Path) -> None:
 
 def test_minmax_range_and_flat_lead() -> None:
     x = np.array([[0.0, 1.0, 3.0], [2.0, 2.0, 2.0]])
-    out = minmax(x)
+    out = minmax(x)  # sound's: a flat lead is zeros
     np.testing.assert_allclose(out[0], [-1.0, -1.0 / 3.0, 1.0])
     np.testing.assert_array_equal(out[1], [0.0, 0.0, 0.0])
+    paper = minmax_sklearn(x)  # paper's, sklearn's MinMaxScaler: a flat lead is -1
+    np.testing.assert_allclose(paper[0], [-1.0, -1.0 / 3.0, 1.0])
+    np.testing.assert_array_equal(paper[1], [-1.0, -1.0, -1.0])
+    assert PROTOCOLS["paper"].minmax is minmax_sklearn and PROTOCOLS["sound"].minmax is minmax
 
 
-def test_fill_nan_forward_then_backward() -> None:
-    x = np.array([[np.nan, np.nan, 1.0, np.nan, np.nan, 4.0, np.nan], [5.0] * 7])
-    out = fill_nan(x)
-    np.testing.assert_array_equal(out[0], [1.0, 1.0, 1.0, 1.0, 1.0, 4.0, 4.0])
+def test_fill_nan_neighbours_means_the_nearest_valid_samples() -> None:
+    nan = np.nan
+    x = np.array([[nan, nan, 1.0, nan, nan, 4.0, nan], [5.0] * 7, [nan] * 7])
+    out = fill_nan_neighbours(x)
+    np.testing.assert_array_equal(out[0], [1.0, 1.0, 1.0, 2.5, 2.5, 4.0, 4.0])
     np.testing.assert_array_equal(out[1], x[1])
+    assert np.isnan(out[2]).all()  # no valid sample: left for the caller to report
 
 
 def test_lead_indices_accepts_every_spelling_and_names_what_is_missing() -> None:
@@ -271,12 +289,14 @@ def test_cpsc_labels_sorting_shapes_and_minmax(tmp_path: Path) -> None:
     ]
     assert rs.patient_ids is None and rs.folds is None and rs.dropped == []
     assert rs.signals.min() == -1.0 and rs.signals.max() == 1.0
-    np.testing.assert_array_equal(rs.signals[1, 4], 0.0)  # flat lead -> zeros, not NaN
+    np.testing.assert_array_equal(rs.signals[1, 4], -1.0)  # flat lead -> -1, as sklearn does
     others = np.delete(rs.signals.reshape(36, -1), 12 + 4, axis=0)
     np.testing.assert_array_equal(others.min(axis=1), -1.0)
     np.testing.assert_array_equal(others.max(axis=1), 1.0)
     expected = minmax(signals["A0003"][:, ::5][:, :1000] / 1000.0)
     np.testing.assert_allclose(rs.signals[2], expected, atol=1e-6)
+    sound = load("cpsc2018", tmp_path, "sound", scaling="minmax")
+    np.testing.assert_array_equal(sound.signals[1, 4], 0.0)  # sound keeps 0 for a flat lead
 
 
 def test_challenge_decimation_crop_leads_and_units(tmp_path: Path) -> None:
@@ -342,7 +362,7 @@ def test_georgia_ignored_codes_and_nan_filling(tmp_path: Path) -> None:
     style = {"gain": "1000.0(0)", "fmt": "16x1+24", "dx_prefix": "# Dx:"}  # the 2021 release
     val = ramp(5000)
     val[3, 0] = -32768  # WFDB's missing sample at t=0: filled from the next kept sample
-    val[5, 10] = -32768  # kept sample 2: filled from kept sample 1
+    val[5, 10] = -32768  # kept sample 2: the mean of kept samples 1 and 3
     val[5, 11] = -32768  # not kept by [::5]: irrelevant
     write_challenge(tmp_path, "E00002", val, "164889003,10370003,426783006", **style)
     first = write_challenge(tmp_path, "E00001", ramp(5000), "164873001,251146004", **style)
@@ -355,7 +375,8 @@ def test_georgia_ignored_codes_and_nan_filling(tmp_path: Path) -> None:
     assert rs.labels.tolist() == [[0] * 10, [1, 1, 0, 0, 0, 0, 0, 0, 0, 0]]
     x = rs.signals[1]
     assert x[3, 0] == pytest.approx(x[3, 1]) and x[3, 1] == pytest.approx((5 + 3) / 1000)
-    assert x[5, 2] == pytest.approx(x[5, 1]) and x[5, 1] == pytest.approx((5 + 5) / 1000)
+    assert x[5, 2] == pytest.approx((x[5, 1] + x[5, 3]) / 2)
+    assert x[5, 1] == pytest.approx((5 + 5) / 1000) and x[5, 3] == pytest.approx((15 + 5) / 1000)
     minmaxed = load("georgia", tmp_path).signals
     assert np.isfinite(minmaxed).all() and minmaxed.min() == -1.0 and minmaxed.max() == 1.0
 
@@ -490,7 +511,7 @@ def test_ribeiro_leads_crop_labels(tmp_path: Path) -> None:
     gold[2, 2] = 1
     write_ribeiro(tmp_path / "data", tracings, gold)
     rs = load("ribeiro", tmp_path, scaling="none")
-    check_recordset(rs, n, 7)
+    check_recordset(rs, n, 7, leads=tuple(file_order))  # the paper fed the columns as stored
     assert rs.classes == ["NORM", "1dAVb", "RBBB", "LBBB", "SB", "AF", "ST"]
     assert rs.record_ids[:3] == ["00", "01", "02"] and rs.record_ids[-1] == "10"
     assert rs.labels[:3].tolist() == [
@@ -501,10 +522,14 @@ def test_ribeiro_leads_crop_labels(tmp_path: Path) -> None:
     assert rs.labels[3:, 0].tolist() == [1] * (n - 3)
     # [::4] -> 1024 samples, 12 cut from each end: samples 48, 52, ..., 4044 of the file
     np.testing.assert_allclose(rs.signals[0, 0], np.arange(48, 4048, 4) / 1000.0, rtol=1e-6)
-    np.testing.assert_array_equal(rs.signals[1][:, 0], np.arange(12) + 1)
+    np.testing.assert_array_equal(rs.signals[1][:, 0], tracings[1, 0])  # no reordering
+    assert [rs.leads[j] for j in np.argsort(rs.signals[1][:, 0])] == list(STANDARD_LEADS)
+    sound = load("ribeiro", tmp_path, "sound")  # reordered to the standard order
+    check_recordset(sound, n, 7, protocol="sound")
+    np.testing.assert_allclose(sound.signals[1][:, 0], np.arange(12) + 1, rtol=1e-6)
     at50 = load("ribeiro", tmp_path, fs=50)  # [::8] -> 512, 6 cut from each end
     assert at50.signals.shape == (n, 12, 500) and at50.signals.max() == 1.0
-    np.testing.assert_array_equal(load("ribeiro", tmp_path).signals[1], 0.0)  # flat leads
+    np.testing.assert_array_equal(load("ribeiro", tmp_path).signals[1], -1.0)  # flat leads
 
 
 def test_ribeiro_mismatched_labels(tmp_path: Path) -> None:
@@ -525,6 +550,50 @@ def test_all_dropped_is_an_error(tmp_path: Path) -> None:
         ValueError, match=r"ribeiro: all 2 records were dropped \(first: 0: too short"
     ):
         load("ribeiro", tmp_path, seconds=20)
+
+
+# --- protocol sound: resampling ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("native_fs", [400.0, 500.0, 1000.0])
+def test_sound_resampling_keeps_a_dc_offset_flat_at_the_edges(native_fs: float) -> None:
+    # resample_poly pads with zeros by default: a record at 1.5 mV would ring down towards 0 at
+    # both ends. padtype="line" continues the record instead.
+    x = np.full((12, int(10 * native_fs)), 1.5) + np.arange(12)[:, None]
+    y = PROTOCOLS["sound"].resample(x, native_fs, 100.0, "f.hea")
+    assert y.shape == (12, 1000)
+    np.testing.assert_allclose(y[:, :20], x[:, :20], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(y[:, -20:], x[:, -20:], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(y, x[:, : y.shape[1]], atol=1e-6, rtol=0)
+
+
+def test_sound_protocol_refuses_to_upsample_every_dataset_alike(tmp_path: Path) -> None:
+    write_challenge(tmp_path / "cpsc", "A0001", ramp(5000), "AF")
+    write_challenge(tmp_path / "georgia", "E00001", ramp(5000), "426783006")
+    write_ptb(tmp_path / "ptb", "patient001/s0010_re", "Healthy control")
+    write_ptbxl(tmp_path / "ptbxl", PTBXL_ROWS[:1])
+    write_ribeiro(tmp_path / "ribeiro", np.zeros((2, 4096, 12)), np.zeros((2, 6), int))
+    cases = [
+        ("cpsc2018", "cpsc", r"A0001\.hea", 500, 1000),
+        ("georgia", "georgia", r"E00001\.hea", 500, 1000),
+        ("ptb", "ptb", r"patient001/s0010_re\.hea", 1000, 2000),
+        ("ptbxl", "ptbxl", r"records500/00000/00003_hr\.hea", 500, 1000),  # the highest copy
+        ("ribeiro", "ribeiro", r"ecg_tracings\.hdf5", 400, 500),
+    ]
+    for name, folder, file, native, fs in cases:
+        message = (
+            rf"{file}: native rate {native} Hz is below the requested fs={fs} Hz; "
+            rf"protocol 'sound' does not upsample .*; choose fs <= {native}"
+        )
+        for on_bad_record in ("error", "skip"):  # not a bad record: the request is wrong
+            with pytest.raises(ValueError, match=message):
+                load(name, tmp_path / folder, "sound", fs=fs, seconds=1,
+                     on_bad_record=on_bad_record)
+    # the resampler itself refuses too (an index written before this rule)
+    with pytest.raises(ValueError, match=r"f\.hea: native rate 500 Hz is below .*fs=1000 Hz"):
+        PROTOCOLS["sound"].resample(np.zeros((12, 50)), 500.0, 1000.0, "f.hea")
+    # at or below the native rate nothing changes
+    assert load("cpsc2018", tmp_path / "cpsc", "sound", fs=500).signals.shape == (1, 12, 5000)
 
 
 # --- genuine records ---------------------------------------------------------------------------

@@ -23,16 +23,36 @@ def _pins(requirements: list[str]) -> dict[str, str]:
     return pins
 
 
+def _workflow_pins() -> dict[str, str]:
+    """The library's pins plus the `workflow` extra's: what running the workflow needs."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return {**_pins(project["dependencies"]),
+            **_pins(project["optional-dependencies"]["workflow"])}
+
+
 def test_pyproject_pins_everything():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     pins = _pins(project["dependencies"])
     assert pins["torch"] == "2.13.0"
-    assert pins["snakemake"].startswith("9.")
+    for extra in project["optional-dependencies"].values():
+        _pins(extra)
+    assert _workflow_pins()["snakemake"].startswith("9.")
+
+
+def test_the_library_installs_without_the_workflow_engine():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not {"snakemake", "snakemake-executor-plugin-slurm"} & set(
+        _pins(project["dependencies"]))
+
+
+def test_the_package_never_imports_snakemake():
+    for path in (REPO / "src" / "ecg_transfer").rglob("*.py"):
+        text = path.read_text()
+        assert "import snakemake" not in text and "from snakemake" not in text, path
 
 
 def test_conda_envs_agree_with_pyproject():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = _pins(project["dependencies"])
+    wanted = _workflow_pins()
     envs = sorted((REPO / "envs").glob("*.yaml"))
     assert envs
     for env in envs:
@@ -44,8 +64,7 @@ def test_conda_envs_agree_with_pyproject():
 
 
 def test_lock_file_agrees_with_pyproject():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = _pins(project["dependencies"])
+    wanted = _workflow_pins()
     lock = _pins([line for line in (REPO / "requirements.lock").read_text().splitlines()
                   if line and not line.startswith("#")])
     for name, version in wanted.items():

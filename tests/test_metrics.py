@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecg_transfer.metrics import constant_baseline_f1, weighted_f1
+from ecg_transfer.metrics import constant_baseline_f1, macro_f1, weighted_f1
 
 # 4 records x 3 classes.
 Y_TRUE = np.array([[1, 1, 0],
@@ -94,3 +94,22 @@ def test_weighted_f1_equals_sklearn_on_random_cases():
         ours = weighted_f1(y_true, y_prob)
         ref = f1_score(y_true, (y_prob >= 0.5).astype(int), average="weighted", zero_division=0)
         assert ours == pytest.approx(ref, abs=1e-12), (trial, y_true, y_prob)
+
+
+def test_macro_f1_is_sklearn_macro_f1_the_papers_pretraining_criterion():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        n, c = rng.integers(1, 40), rng.integers(2, 8)
+        y_true = (rng.random((n, c)) < rng.random()).astype(int)
+        y_prob = rng.random((n, c))
+        ref = f1_score(y_true, (y_prob >= 0.5).astype(int), average="macro", zero_division=0)
+        assert macro_f1(y_true, y_prob) == pytest.approx(ref, abs=1e-12)
+
+
+def test_macro_f1_weighs_a_rare_class_as_much_as_a_common_one():
+    y_true = np.array([[1, 0], [1, 0], [1, 0], [1, 1]])
+    y_prob = np.array([[1, 0], [1, 0], [1, 0], [1, 0]], dtype=float)  # misses the rare class
+    assert macro_f1(y_true, y_prob) == pytest.approx(0.5)
+    assert weighted_f1(y_true, y_prob) == pytest.approx(0.8)

@@ -26,7 +26,10 @@ DATA_PER_DATASET = {"make_demo_archive": 1, "download": 1, "extract": 1}
 # A dataset whose index (a checkpoint) re-runs: the dry run lists the index job; its shard parts
 # are counted, and scheduled, once the new index exists.
 INDEX_PER_DATASET = {"index_dataset": 1}
-REPORTS = {"aggregate": 1, "plot_curves": 1}
+# The tables, and the convergence figure of each downstream dataset (georgia, ptb)
+REPORTS = {"aggregate": 1, "plot_curves": 2}
+# The tables, and the figure of the one downstream dataset a change touches
+REPORTS_ONE = {"aggregate": 1, "plot_curves": 1}
 
 
 def base_config() -> dict:
@@ -67,11 +70,11 @@ ROWS = {
     # scaling is applied per shard part: the index stays, ptb's one part is rewritten
     "a preprocessing parameter of one dataset (per part)": (
         _set("datasets.ptb.preprocess.scaling", "minmax"),
-        {"make_shard": 1, "finetune": 2, "train_scratch": 2, **REPORTS}),
+        {"make_shard": 1, "finetune": 2, "train_scratch": 2, **REPORTS_ONE}),
     # the split is decided by the index
     "a split parameter of one dataset (index)": (
         _set("datasets.ptb.split.random_state", 2),
-        {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **REPORTS}),
+        {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **REPORTS_ONE}),
     "pretraining hyperparameter": (_set("training.pretrain.lr", 0.002),
                                    {"pretrain": 2, "finetune": 4, **REPORTS}),
     "add a seed": (_set("seeds", [0, 1]),
@@ -80,9 +83,9 @@ ROWS = {
                             {"pretrain": 1, "finetune": 2, "train_scratch": 2, **REPORTS}),
     "add a downstream dataset": (_set("downstream", ["georgia", "ptb", "ribeiro"]),
                                  {**DATA_PER_DATASET, **INDEX_PER_DATASET, "finetune": 2,
-                                  "train_scratch": 2, **REPORTS}),
+                                  "train_scratch": 2, **REPORTS_ONE}),
     "remove an architecture": (_set("architectures", ["resnet1d18"]), REPORTS),
-    "a plotting option": (_set("plots.dpi", 72), {"plot_curves": 1}),
+    "a plotting option": (_set("plots.dpi", 72), {"plot_curves": 2}),
 }
 
 
@@ -125,6 +128,13 @@ CODE_ROWS = {
     # every dataset's index and shard (ptbxl, georgia, ptb) and everything after them
     "shards.py": {"index_dataset": 3, "pretrain": 2, "finetune": 4,
                   "train_scratch": 4, **REPORTS},
+    "prepare.py": {"index_dataset": 3, "pretrain": 2, "finetune": 4,
+                   "train_scratch": 4, **REPORTS},
+    # A reader re-runs only its own datasets' data stages and what is trained on them: the
+    # training stage's code does not include the readers, nor does another dataset's data stage.
+    "datasets/ptb.py": {"index_dataset": 1, "finetune": 2, "train_scratch": 2, **REPORTS_ONE},
+    "datasets/challenge.py": {"index_dataset": 1, "finetune": 2, "train_scratch": 2,
+                              **REPORTS_ONE},
     "aggregate.py": REPORTS,
 }
 

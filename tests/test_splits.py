@@ -7,8 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from ecg_transfer.shards import TEST, TRAIN, VAL
-from ecg_transfer.splits import carve_validation, sound_split, units
+from ecg_transfer.splits import TEST, TRAIN, VAL, carve_validation, sound_split, units
 
 
 def _multilabel(n: int, seed: int = 0) -> np.ndarray:

@@ -17,7 +17,9 @@ import torch
 
 from ecg_transfer import models, train
 from ecg_transfer.datasets import STANDARD_LEADS, RecordSet
-from ecg_transfer.shards import TRAIN, VAL, SplitSpec, read_shard, split_records, write_shard
+from ecg_transfer.metrics import EPOCH_COLUMNS, select_epochs, weighted_f1
+from ecg_transfer.shards import read_shard, write_shard
+from ecg_transfer.splits import TEST, TRAIN, VAL, SplitSpec, split_records
 
 
 def _shard(path, n=48, n_classes=3, n_samples=64, seed=0, dataset="toy"):
@@ -42,7 +44,7 @@ def _run(tmp_path, shard, name, pretrained=None, resume_dir=None, **kw):
                                    **kw)
     out = tmp_path / name
     summary = train.train(shard, settings, metrics_path=out / "metrics.csv",
-                          checkpoint_path=out / "model.pt",
+                          checkpoint_path=out / "model.pt", predictions_path=out / "pred.npz",
                           pretrained=pretrained, resume_dir=resume_dir)
     return out, summary
 
@@ -51,7 +53,7 @@ def test_scratch_training_writes_metrics_checkpoint_and_sidecar(tmp_path):
     shard = _shard(tmp_path / "toy.h5")
     out, summary = _run(tmp_path, shard, "scratch", epochs=4)
     m = pd.read_csv(out / "metrics.csv")
-    assert list(m.columns) == list(train.METRIC_COLUMNS)
+    assert list(m.columns) == list(EPOCH_COLUMNS)
     assert list(m.epoch) == [1, 2, 3, 4]
     assert m.test_f1.between(0, 1).all() and (m.seconds > 0).all()
     ckpt = torch.load(out / "model.pt", weights_only=True)
@@ -318,6 +320,10 @@ def _same_checkpoint(a, b):
 def _same_metrics(a, b):
     ma, mb = (pd.read_csv(p / "metrics.csv").drop(columns="seconds") for p in (a, b))
     pd.testing.assert_frame_equal(ma, mb, check_exact=True)
+    pa, pb = (train.read_predictions(p / "pred.npz") for p in (a, b))
+    assert pa.keys() == pb.keys()
+    for key in pa:
+        assert np.array_equal(pa[key], pb[key]), key
 
 
 def _final_snapshot(folder, epoch):
@@ -408,3 +414,50 @@ def test_resume_state_of_another_config_is_ignored(tmp_path, monkeypatch, caplog
     assert summary["resumed_after_epoch"] is None
     _run(tmp_path, shard, "fresh", arch="gru", epochs=2, lr=0.002)
     _same_metrics(tmp_path / "b", tmp_path / "fresh")
+
+
+def test_predictions_hold_the_test_probabilities_of_both_selections_epochs(tmp_path):
+    shard = _shard(tmp_path / "toy.h5", n=96)
+    out, summary = _run(tmp_path, shard, "p", arch="gru", epochs=4, validation_fraction=0.2)
+    pred = train.read_predictions(out / "pred.npz")
+    m = pd.read_csv(out / "metrics.csv")
+    chosen = select_epochs(m.to_dict("records"))
+    assert int(pred["paper_epoch"]) == chosen["best_epoch"] == summary["best_epoch"]
+    assert int(pred["validation_epoch"]) == chosen["val_selected_epoch"]
+    full = read_shard(shard)
+    test = full.split == TEST
+    assert list(pred["record_ids"]) == [r for r, t in zip(full.record_ids, test, strict=True) if t]
+    assert np.array_equal(pred["y_true"], full.labels[test])
+    assert list(pred["classes"]) == full.classes
+    for name, epoch in (("paper", chosen["best_epoch"]),
+                        ("validation", chosen["val_selected_epoch"])):
+        probs = pred[f"{name}_probs"]
+        assert probs.dtype == np.float16 and probs.shape == full.labels[test].shape
+        # float16 moves probabilities by < 1e-3: the F1 at the 0.5 threshold is the logged one
+        # unless a probability sits within that of the threshold
+        assert weighted_f1(pred["y_true"], probs.astype(np.float64)) == pytest.approx(
+            m.loc[m.epoch == epoch, "test_f1"].item(), abs=0.05)
+
+
+def test_without_validation_split_predictions_have_only_the_paper_selection(tmp_path):
+    shard = _shard(tmp_path / "toy.h5")
+    out, _ = _run(tmp_path, shard, "p", arch="gru", epochs=2, validation_fraction=0.0)
+    assert {k for k in train.read_predictions(out / "pred.npz") if k.endswith("_epoch")} == {
+        "paper_epoch"}
+
+
+def test_paper_pretraining_keeps_the_epoch_of_best_unweighted_mean_f1(tmp_path):
+    shard = _shard(tmp_path / "toy.h5", n=96, n_classes=4)
+    out, summary = _run(tmp_path, shard, "p", arch="gru", epochs=5, lr=0.01,
+                        paper_metric="test_macro_f1")
+    m = pd.read_csv(out / "metrics.csv")
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    first_best = int(m.test_macro_f1.to_numpy().argmax()) + 1
+    assert ckpt["epoch"] == first_best == summary["checkpoint_epoch"]
+    assert ckpt["criterion"] == "test_macro_f1"
+    assert ckpt["best_metric"] == m.test_macro_f1.max()
+
+
+def test_paper_metric_must_be_a_known_column():
+    with pytest.raises(ValueError, match="paper_metric"):
+        train.TrainSettings(arch="gru", epochs=1, batch_size=2, lr=0.1, paper_metric="auc")

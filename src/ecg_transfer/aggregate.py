@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,18 +19,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ecg_transfer.fileio import atomic_path
-from ecg_transfer.models import ARCHITECTURES
+from ecg_transfer.metrics import EPOCH_COLUMNS, SELECTIONS, VALIDATION_COLUMNS, select_epochs
 
-__all__ = ["METRICS_COLUMNS", "REGIMES", "SELECTIONS", "SUMMARY_COLUMNS", "VALIDATION_COLUMNS",
-           "collect", "plot_curves", "write_tables"]
+__all__ = ["REGIMES", "SUMMARY_COLUMNS", "collect", "plot_curves", "write_tables"]
 
-#: Columns every training job's ``metrics.csv`` must have (it may have more).
-METRICS_COLUMNS = ("epoch", "train_loss", "test_loss", "test_f1", "seconds", "baseline_f1")
-#: Validation columns: empty where a job had no validation split (or in logs written before
-#: the engine scored one); the validation selection is then missing for that job.
-VALIDATION_COLUMNS = ("val_loss", "val_f1")
+#: Columns every training job's ``metrics.csv`` must have and fill (validation columns may be
+#: empty, where a job had no validation split; a log may have more columns).
+REQUIRED_COLUMNS = tuple(c for c in EPOCH_COLUMNS
+                         if c not in VALIDATION_COLUMNS and c != "test_macro_f1")
 REGIMES = ("scratch", "finetune", "pretrain")
 #: Columns of :func:`collect`'s result, in order.
 SUMMARY_COLUMNS = (
@@ -39,14 +37,9 @@ SUMMARY_COLUMNS = (
     "best_test_f1", "best_epoch", "val_selected_test_f1", "val_selected_epoch",
     "final_test_f1", "epochs", "baseline_f1",
 )
-#: The two model selections: summary column of the test F1 and how the tables label it.
-SELECTIONS = {
-    "paper": ("best_test_f1", "best test F1 over epochs (the paper's selection, optimistic)"),
-    "validation": ("val_selected_test_f1",
-                   "test F1 at the epoch of best validation F1 (held-out selection)"),
-}
+#: The summary column holding each selection's test F1 (selections: metrics.SELECTIONS).
+SELECTION_COLUMNS = {"paper": "best_test_f1", "validation": "val_selected_test_f1"}
 _JOB_KEYS = ("regime", "upstream", "downstream", "arch", "seed", "metrics")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 _HEADER = """\
 # Weighted F1: fine-tuning vs training from scratch
@@ -84,14 +77,14 @@ def _read_metrics(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: cannot read metrics file ({err})") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a readable metrics CSV ({err})") from None
-    missing = [c for c in METRICS_COLUMNS if c not in df.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(
-            f"{path}: missing column(s) {missing}; expected at least {list(METRICS_COLUMNS)}"
+            f"{path}: missing column(s) {missing}; expected at least {list(REQUIRED_COLUMNS)}"
         )
     if df.empty:
         raise ValueError(f"{path}: has a header but no epochs")
-    for col in METRICS_COLUMNS:
+    for col in REQUIRED_COLUMNS:
         values = pd.to_numeric(df[col], errors="coerce")
         if values.isna().any():
             row = int(values.isna().to_numpy().argmax()) + 2  # 1-based, after the header
@@ -162,23 +155,25 @@ def collect(jobs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
     ``best_epoch`` is the first epoch reaching the best test F1 (paper selection) and
     ``val_selected_epoch`` the first reaching the best validation F1 (validation selection,
     with the test F1 of that epoch; NaN without validation scores), so ties resolve towards
-    shorter training, like an early-stopping rule would. The engine picks the same epochs.
+    shorter training, like an early-stopping rule would. The engine picks the same epochs
+    (both use :func:`metrics.select_epochs`).
     """
     rows = []
     for job in _normalise_jobs(jobs):
         log = _read_metrics(Path(str(job["metrics"])))
-        best = int(log["test_f1"].to_numpy().argmax())  # first maximum
-        val = log["val_f1"].idxmax() if log["val_f1"].notna().any() else None  # first maximum
+        chosen = select_epochs(log.to_dict("records"))
         rows.append({
             "downstream": job["downstream"],
             "arch": job["arch"],
             "regime": job["regime"],
             "upstream": job["upstream"],
             "seed": job["seed"],
-            "best_test_f1": float(log["test_f1"].iloc[best]),
-            "best_epoch": int(log["epoch"].iloc[best]),
-            "val_selected_test_f1": np.nan if val is None else float(log["test_f1"].loc[val]),
-            "val_selected_epoch": pd.NA if val is None else int(log["epoch"].loc[val]),
+            "best_test_f1": float(chosen["best_test_f1"]),
+            "best_epoch": chosen["best_epoch"],
+            "val_selected_test_f1": np.nan if chosen["val_selected_epoch"] is None
+            else float(chosen["val_selected_test_f1"]),
+            "val_selected_epoch": pd.NA if chosen["val_selected_epoch"] is None
+            else chosen["val_selected_epoch"],
             "final_test_f1": float(log["test_f1"].iloc[-1]),
             "epochs": len(log),
             "baseline_f1": float(log["baseline_f1"].iloc[0]),
@@ -198,10 +193,10 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def _arch_order(archs: Sequence[str]) -> list[str]:
-    """Registry order for the study's architectures, then any others alphabetically."""
+def _arch_order(archs: Sequence[str], order: Sequence[str] = ()) -> list[str]:
+    """The architectures present, in ``order`` (the config's list), then any others sorted."""
     present = set(archs)
-    known = [a for a in ARCHITECTURES if a in present]
+    known = [a for a in order if a in present]
     return known + sorted(present - set(known))
 
 
@@ -221,13 +216,14 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _downstream_table(df: pd.DataFrame, column: str, upstreams: list[str]) -> str:
+def _downstream_table(df: pd.DataFrame, column: str, upstreams: list[str],
+                      arch_order: Sequence[str]) -> str:
     header = ["arch", "scratch"]
     for up in upstreams:
         header += [f"ft:{up}", f"Δ {up}"]
     header.append("constant baseline")
     rows = []
-    for arch in _arch_order(df["arch"].tolist()):
+    for arch in _arch_order(df["arch"].tolist(), arch_order):
         sub = df[df["arch"] == arch]
         scratch = sub.loc[sub["regime"] == "scratch", column].dropna()
         row = [arch, _cell(scratch)]
@@ -241,26 +237,28 @@ def _downstream_table(df: pd.DataFrame, column: str, upstreams: list[str]) -> st
     return _markdown_table(header, rows)
 
 
-def _downstream_section(df: pd.DataFrame, downstream: str) -> str:
+def _downstream_section(df: pd.DataFrame, downstream: str, arch_order: Sequence[str]) -> str:
     upstreams = sorted(df.loc[df["regime"] == "finetune", "upstream"].unique())
     seeds = ", ".join(str(s) for s in sorted(df["seed"].unique()))
     parts = [f"## {downstream}\n\nSeeds: {seeds}.\n"]
-    for name, (column, label) in SELECTIONS.items():
+    for name, (_, label) in SELECTIONS.items():
+        column = SELECTION_COLUMNS[name]
         parts.append(f"**{name.capitalize()} selection**: {label}.\n\n"
-                     f"{_downstream_table(df, column, upstreams)}\n")
+                     f"{_downstream_table(df, column, upstreams, arch_order)}\n")
     return "\n".join(parts)
 
 
-def _pretrain_section(df: pd.DataFrame) -> str:
+def _pretrain_section(df: pd.DataFrame, arch_order: Sequence[str]) -> str:
     datasets = sorted(df["downstream"].unique())
     parts = ["## Upstream pretraining\n\n"
              "The models that the fine-tuned ones start from, scored on each upstream dataset's "
              "own test split. Which epoch's weights were passed on is the config's "
              "`training.selection`.\n"]
-    for name, (column, label) in SELECTIONS.items():
+    for name, (_, label) in SELECTIONS.items():
+        column = SELECTION_COLUMNS[name]
         rows = [[arch] + [_cell(df.loc[(df["arch"] == arch) & (df["downstream"] == d), column])
                           for d in datasets]
-                for arch in _arch_order(df["arch"].tolist())]
+                for arch in _arch_order(df["arch"].tolist(), arch_order)]
         rows.append(["constant baseline"] + [
             f"{df.loc[df['downstream'] == d, 'baseline_f1'].mean():.3f}" for d in datasets
         ])
@@ -269,19 +267,19 @@ def _pretrain_section(df: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def write_tables(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike
-                 ) -> None:
+def write_tables(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike,
+                 *, arch_order: Sequence[str] = ()) -> None:
     """Write :func:`collect`'s rows as ``csv_path`` and the per-dataset comparison as ``md_path``.
 
     The CSV keeps every job (``regime`` tells pretraining apart) sorted into a stable order so
     reruns diff cleanly. The markdown has, per downstream dataset, one table per model selection
     (paper, validation) and a separate section for pretraining, whose test splits are not the
-    downstream ones.
+    downstream ones. Architectures appear in ``arch_order`` (the config's list), then sorted.
     """
     missing = [c for c in SUMMARY_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"summary table lacks column(s) {missing}; pass collect()'s result")
-    order = {a: i for i, a in enumerate(_arch_order(df["arch"].tolist()))}
+    order = {a: i for i, a in enumerate(_arch_order(df["arch"].tolist(), arch_order))}
     table = df.loc[:, list(SUMMARY_COLUMNS)].copy()
     table["_regime"] = table["regime"].map({r: i for i, r in enumerate(REGIMES)})
     table["_arch"] = table["arch"].map(order)
@@ -293,11 +291,11 @@ def write_tables(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | o
 
     transfer = table[table["regime"].isin(("scratch", "finetune"))]
     sections = [_HEADER]
-    sections += [_downstream_section(transfer[transfer["downstream"] == d], d)
+    sections += [_downstream_section(transfer[transfer["downstream"] == d], d, arch_order)
                  for d in sorted(transfer["downstream"].unique())]
     pretrain = table[table["regime"] == "pretrain"]
     if not pretrain.empty:
-        sections.append(_pretrain_section(pretrain))
+        sections.append(_pretrain_section(pretrain, arch_order))
     _atomic_write_bytes(Path(md_path), "\n".join(sections).encode())
 
 
@@ -311,61 +309,65 @@ def _mean_curve(logs: list[pd.DataFrame]) -> pd.Series:
 
 
 def plot_curves(jobs: Sequence[Mapping[str, object]] | pd.DataFrame,
-                out_dir: str | os.PathLike, *, dpi: int = 110) -> list[Path]:
-    """Test-F1 learning curves, one figure per downstream dataset, one panel per architecture.
+                path: str | os.PathLike, *, dpi: int, arch_order: Sequence[str] = ()) -> Path:
+    """Test-F1 learning curves of one downstream dataset, one panel per architecture.
 
-    Takes the job descriptions (as for :func:`collect`, a list of dicts or a DataFrame of them),
-    not the summary, because curves need every epoch. Pretraining jobs are skipped: they have
-    no scratch counterpart to compare with. Returns the written paths, sorted by dataset.
-    Figures are drawn on an Agg canvas without pyplot, so no global backend is touched.
-    ``dpi`` is the PNG resolution (config key ``plots.dpi``).
+    Takes the job descriptions (as for :func:`collect`, a list of dicts or a DataFrame of them)
+    of one downstream dataset, not the summary, because curves need every epoch. Pretraining
+    jobs are skipped: they have no scratch counterpart to compare with. Each regime has one
+    colour in every panel (scratch black, each upstream its own); the legend sits below the
+    panels so that it never covers a curve. Drawn on an Agg canvas without pyplot, so no
+    global backend is touched. ``dpi`` is the PNG resolution (config key ``plots.dpi``).
     """
     if not isinstance(dpi, int) or isinstance(dpi, bool) or dpi < 10:
         raise ValueError(f"plots.dpi: expected an integer of at least 10, got {dpi!r}")
     checked = [j for j in _normalise_jobs(jobs) if j["regime"] != "pretrain"]
+    downstreams = sorted({str(j["downstream"]) for j in checked})
+    if len(downstreams) != 1:
+        raise ValueError(f"plot_curves draws one downstream dataset's jobs, got {downstreams}")
+    downstream = downstreams[0]
     for job in checked:
         job["log"] = _read_metrics(Path(str(job["metrics"])))
-    out_dir = Path(out_dir)
     upstreams = sorted({str(j["upstream"]) for j in checked if j["regime"] == "finetune"})
     colours = {up: f"C{i % 10}" for i, up in enumerate(upstreams)}
-    written = []
-    for downstream in sorted({str(j["downstream"]) for j in checked}):
-        if not _SAFE_NAME.match(downstream):
-            raise ValueError(f"dataset name {downstream!r} is not usable in a file name")
-        ds_jobs = [j for j in checked if j["downstream"] == downstream]
-        archs = _arch_order([str(j["arch"]) for j in ds_jobs])
-        ncols = min(3, len(archs))
-        nrows = math.ceil(len(archs) / ncols)
-        fig = Figure(figsize=(4.5 * ncols, 3.4 * nrows), layout="constrained")
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-        for ax, arch in zip(axes, archs, strict=False):
-            panel = [j for j in ds_jobs if j["arch"] == arch]
-            scratch = [j["log"] for j in panel if j["regime"] == "scratch"]
-            if scratch:
-                curve = _mean_curve(scratch)
-                ax.plot(curve.index, curve.to_numpy(), color="black", linewidth=2.5,
-                        label="scratch")
-            for up in upstreams:
-                logs = [j["log"] for j in panel if j["upstream"] == up]
-                if logs:
-                    curve = _mean_curve(logs)
-                    ax.plot(curve.index, curve.to_numpy(), color=colours[up], linewidth=1.3,
-                            label=f"fine-tuned from {up}")
-            baseline = float(np.mean([j["log"]["baseline_f1"].iloc[0] for j in panel]))
-            ax.axhline(baseline, color="grey", linestyle="--", linewidth=1,
-                       label="constant predictor")
-            ax.set_title(arch)
-            ax.set_xlabel("epoch")
-            ax.set_ylabel("test F1 (weighted)")
-            ax.legend(fontsize="small")
-        for ax in axes[len(archs):]:
-            ax.set_visible(False)
-        fig.suptitle(f"{downstream}: test F1 per epoch (mean over seeds)")
-        path = out_dir / f"curves_{downstream}.png"
-        _write_figure(fig, path, dpi)
-        written.append(path)
-    return written
+    archs = _arch_order([str(j["arch"]) for j in checked], arch_order)
+    ncols = min(3, len(archs))
+    nrows = math.ceil(len(archs) / ncols)
+    fig = Figure(figsize=(4.5 * ncols, 3.2 * nrows + 0.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, arch in zip(axes, archs, strict=False):
+        panel = [j for j in checked if j["arch"] == arch]
+        scratch = [j["log"] for j in panel if j["regime"] == "scratch"]
+        if scratch:
+            curve = _mean_curve(scratch)
+            ax.plot(curve.index, curve.to_numpy(), color="black", linewidth=2.5,
+                    label="scratch")
+        for up in upstreams:
+            logs = [j["log"] for j in panel if j["upstream"] == up]
+            if logs:
+                curve = _mean_curve(logs)
+                ax.plot(curve.index, curve.to_numpy(), color=colours[up], linewidth=1.3,
+                        label=f"fine-tuned from {up}")
+        baseline = float(np.mean([j["log"]["baseline_f1"].iloc[0] for j in panel]))
+        ax.axhline(baseline, color="grey", linestyle="--", linewidth=1,
+                   label="constant predictor")
+        ax.set_title(arch)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test F1 (weighted)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[len(archs):]:
+        ax.set_visible(False)
+    legend: dict[str, object] = {}  # one entry per regime, whichever panel has it
+    for ax in axes[: len(archs)]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center",
+               ncols=min(len(legend), 4), fontsize="small")
+    fig.suptitle(f"{downstream}: test F1 per epoch (mean over seeds)")
+    path = Path(path)
+    _write_figure(fig, path, dpi)
+    return path
 
 
 def _write_figure(fig: Figure, path: Path, dpi: int) -> None:

@@ -70,26 +70,31 @@ def _imported_modules(path: Path, module: str) -> set[str]:
     return {name for name in found if name == PACKAGE or name.startswith(PACKAGE + ".")}
 
 
-def module_closure(entries: Iterable[str], root: Path | None = None) -> list[Path]:
+def module_closure(entries: Iterable[str], root: Path | None = None,
+                   exclude: Iterable[str] = ()) -> list[Path]:
     """Source files of ``entries`` and of every package module they import, transitively.
 
     Parent packages' ``__init__.py`` are included, since importing ``ecg_transfer.x`` runs them.
-    Raises ValueError for an entry that is not a module of the package, so a typo in a rule's
-    stage list fails loudly instead of hashing nothing.
+    ``exclude`` names modules that are imported but never run by this job (the readers of the
+    other datasets, say): they and what only they import are left out. Raises ValueError for an
+    entry or exclusion that is not a module of the package, so a typo in a rule's stage list
+    fails loudly instead of hashing nothing (or everything).
     """
     root = package_root() if root is None else Path(root)
     todo: list[str] = []
-    for entry in entries:
+    excluded = set(exclude)
+    for entry in [*entries, *sorted(excluded)]:
         if _module_file(root, entry) is None:
             raise ValueError(
                 f"code hash entry {entry!r}: expected a module of package {PACKAGE!r} "
                 f"(a file under {root}), found none"
             )
-        todo.append(entry)
+        if entry not in excluded:
+            todo.append(entry)
     seen: dict[str, Path] = {}
     while todo:
         module = todo.pop()
-        if module in seen:
+        if module in seen or module in excluded:
             continue
         path = _module_file(root, module)
         if path is None:  # `from ecg_transfer.x import name`: name is an attribute
@@ -101,7 +106,7 @@ def module_closure(entries: Iterable[str], root: Path | None = None) -> list[Pat
     return sorted(set(seen.values()))
 
 
-def code_hash(*entries: str, root: Path | None = None) -> str:
+def code_hash(*entries: str, root: Path | None = None, exclude: Iterable[str] = ()) -> str:
     """A short sha256 of the source of ``entries`` and everything in the package they import.
 
     Only the bytes of the files and their paths relative to the package root enter the hash,
@@ -110,7 +115,7 @@ def code_hash(*entries: str, root: Path | None = None) -> str:
     """
     root = package_root() if root is None else Path(root)
     digest = hashlib.sha256()
-    for path in module_closure(entries, root):
+    for path in module_closure(entries, root, exclude):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]

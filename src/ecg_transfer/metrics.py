@@ -11,9 +11,27 @@ differ.)
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 
-__all__ = ["constant_baseline_f1", "weighted_f1"]
+__all__ = ["EPOCH_COLUMNS", "SELECTIONS", "VALIDATION_COLUMNS", "constant_baseline_f1",
+           "macro_f1", "select_epochs", "weighted_f1"]
+
+#: The columns of every training job's ``metrics.csv``, one row per epoch, in order.
+#: ``test_macro_f1`` is the unweighted mean of per-class F1, the paper's pretraining criterion.
+EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "val_f1", "test_loss", "test_f1",
+                 "test_macro_f1", "seconds", "baseline_f1")
+#: Empty where a job had no validation split.
+VALIDATION_COLUMNS = ("val_loss", "val_f1")
+#: The two model selections the study reports, never mixed: the per-epoch column each maximises,
+#: and how tables label it. ``paper`` chooses on the test set itself, so it is optimistic.
+SELECTIONS = {
+    "paper": ("test_f1", "best test F1 over epochs (the paper's selection, optimistic)"),
+    "validation": ("val_f1", "test F1 at the epoch of best validation F1 (held-out selection)"),
+}
 
 
 def _labels(y: np.ndarray, name: str) -> np.ndarray:
@@ -32,6 +50,12 @@ def weighted_f1(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5) 
     would silently mean a probability threshold of about 0.62, so values outside [0, 1] are
     rejected. Classes with no positives and no predictions score 0 and weigh 0.
     """
+    y_true, y_prob = _checked_probs(y_true, y_prob)
+    y_pred = (y_prob >= threshold).astype(np.int8)
+    return _weighted_f1_score(y_true, y_pred)
+
+
+def _checked_probs(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y_true = _labels(y_true, "y_true")
     y_prob = np.asarray(y_prob, dtype=np.float64)
     if y_prob.shape != y_true.shape:
@@ -43,17 +67,33 @@ def weighted_f1(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5) 
             "y_prob must be probabilities in [0, 1] (apply a sigmoid to logits first), "
             f"got range [{y_prob.min():.3g}, {y_prob.max():.3g}]"
         )
-    y_pred = (y_prob >= threshold).astype(np.int8)
-    return _weighted_f1_score(y_true, y_pred)
+    return y_true, y_prob
+
+
+def macro_f1(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5) -> float:
+    """Unweighted mean over classes of the binary F1 of ``y_prob >= threshold``.
+
+    The paper's pretraining keeps the epoch with the best ``f1_val.mean()`` (pretrain/train.py:
+    sklearn's binary ``f1_score`` per class, a class without positives or predictions scoring
+    0), not the weighted F1 its tables report; this is that number, i.e. sklearn's
+    ``f1_score(average="macro", zero_division=0)``.
+    """
+    y_true, y_prob = _checked_probs(y_true, y_prob)
+    if y_true.shape[1] == 0:
+        return 0.0
+    return float(_per_class_f1(y_true, (y_prob >= threshold).astype(np.int8)).mean())
+
+
+def _per_class_f1(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    tp = (y_true & y_pred).sum(axis=0, dtype=np.float64)
+    denom = y_true.sum(axis=0, dtype=np.float64) + y_pred.sum(axis=0, dtype=np.float64)
+    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
 
 
 def _weighted_f1_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """sklearn's f1_score(average="weighted", zero_division=0) for multi-hot arrays."""
-    tp = (y_true & y_pred).sum(axis=0, dtype=np.float64)
     support = y_true.sum(axis=0, dtype=np.float64)
-    predicted = y_pred.sum(axis=0, dtype=np.float64)
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    f1 = _per_class_f1(y_true, y_pred)
     if support.sum() == 0:
         return 0.0
     return float((f1 * support).sum() / support.sum())
@@ -86,3 +126,23 @@ def constant_baseline_f1(y_train: np.ndarray, y_test: np.ndarray) -> float:
         np.broadcast_to(majority, (n, y_test.shape[1])),
     )
     return max(weighted_f1(y_test, c) for c in candidates)
+
+
+def select_epochs(rows: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """Both selections' epochs and numbers from a job's per-epoch rows; ties go to the earliest.
+
+    ``best_test_f1``/``best_epoch``: the paper's (maximum test F1, chosen on test itself, so
+    optimistic). ``val_selected_*``: the epoch with the best validation F1 and its test F1, an
+    honest held-out estimate; None without a validation split. The one definition of
+    :data:`SELECTIONS` that the engine (which epoch's predictions to keep) and the tables use.
+    """
+    paper = max(rows, key=lambda r: r["test_f1"])  # max() keeps the first of equal keys
+    out: dict[str, Any] = {"best_test_f1": paper["test_f1"], "best_epoch": int(paper["epoch"]),
+                           "val_selected_epoch": None, "val_selected_val_f1": None,
+                           "val_selected_test_f1": None}
+    scored = [r for r in rows if r["val_f1"] is not None and not math.isnan(r["val_f1"])]
+    if scored:
+        val = max(scored, key=lambda r: r["val_f1"])
+        out.update(val_selected_epoch=int(val["epoch"]), val_selected_val_f1=val["val_f1"],
+                   val_selected_test_f1=val["test_f1"])
+    return out

@@ -1,10 +1,14 @@
-"""Sound train/test/val splits: whole patients and duplicated signals stay in one split.
+"""Every way the study divides a dataset into train, test and validation records.
 
-The ``paper`` protocol splits records independently with ``train_test_split`` (see
-:func:`ecg_transfer.shards.split_records`). That lets one patient's records, or one signal stored
-under two names (Georgia has such pairs), sit in both train and test, which inflates test scores.
-The ``sound`` protocol instead merges every set of records that share a patient id or a
-duplicate key into one *unit* and assigns whole units to splits.
+Split codes, stored in each shard's ``split`` column: TRAIN=0, TEST=1, VAL=2 (names in
+:data:`SPLIT_NAMES`, in code order).
+
+The ``paper`` protocol splits records independently with ``train_test_split``
+(:func:`paper_split`), or by PTB-XL's ``strat_fold`` (:func:`fold_split`). That lets one
+patient's records, or one signal stored under two names (Georgia has such pairs), sit in both
+train and test, which inflates test scores. The ``sound`` protocol (:func:`sound_split`) instead
+merges every set of records that share a patient id or a duplicate key into one *unit* and
+assigns whole units to splits.
 
 Units are assigned by iterative stratification for multi-label data (Sechidis, Tsoumakas &
 Vlahavas, "On the stratification of multi-label data", ECML PKDD 2011), run on units whose label
@@ -13,18 +17,23 @@ multi-label ECG data because most combinations are rare; iterative stratificatio
 with the rarest label, whose distribution is the easiest to spoil, so every label keeps close to
 its overall proportion in each split.
 
-Split codes are those of :mod:`ecg_transfer.shards`: TRAIN=0, TEST=1, VAL=2.
+This module needs only numpy (scikit-learn for the paper's ``train_test_split``, imported when
+used), so the training stage can carve validation splits without the dataset readers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from ecg_transfer.shards import TEST, TRAIN, VAL
+__all__ = ["SPLIT_NAMES", "TEST", "TRAIN", "VAL", "SplitSpec", "assign_split",
+           "carve_validation", "fold_split", "paper_split", "sound_split", "split_records",
+           "units"]
 
-__all__ = ["carve_validation", "sound_split", "units"]
+SPLIT_NAMES = ("train", "test", "val")
+TRAIN, TEST, VAL = 0, 1, 2
 
 
 def units(
@@ -201,13 +210,15 @@ def carve_validation(
     fraction: float,
     seed: int,
     groups: Sequence[str | None] | None = None,
+    duplicate_keys: Sequence[str | None] | None = None,
 ) -> np.ndarray:
     """A copy of ``split`` where a seeded, stratified ``fraction`` of TRAIN has become VAL.
 
     Model selection needs data the model did not train on, and shards made with the ``paper``
     protocol have only train and test; test must stay untouched, so validation comes out of
     train. TEST (and any existing VAL) records never move. With ``groups`` (patient ids) a
-    patient's train records move together. At least one record becomes VAL when ``fraction`` > 0
+    patient's train records move together, and with ``duplicate_keys`` (signal hashes) so do
+    copies of one signal. At least one record becomes VAL when ``fraction`` > 0
     and TRAIN has two or more units; with a single unit nothing can move without emptying train,
     which raises ValueError.
     """
@@ -220,17 +231,19 @@ def carve_validation(
     train = np.flatnonzero(out == TRAIN)
     if fraction == 0.0 or len(train) == 0:
         return out
-    if groups is not None and len(groups) != len(y):
-        raise ValueError(f"groups has {len(groups)} entries but there are {len(y)} records")
-    train_groups = None if groups is None else [groups[i] for i in train]
-    unit = units(len(train), train_groups)
+    for name, keys in (("groups", groups), ("duplicate_keys", duplicate_keys)):
+        if keys is not None and len(keys) != len(y):
+            raise ValueError(f"{name} has {len(keys)} entries but there are {len(y)} records")
+    unit = units(len(train), None if groups is None else [groups[i] for i in train],
+                 None if duplicate_keys is None else [duplicate_keys[i] for i in train])
     n_units = int(unit.max()) + 1
     if n_units < 2:
         if len(train) < 2:
             return out  # one train record: nothing can be carved without emptying train
         raise ValueError(
             f"cannot carve a validation split: all {len(train)} train records belong to one "
-            "group (patient), and a group may not span train and validation"
+            "group (patient or duplicated signal), and a group may not span train and "
+            "validation"
         )
     counts = np.zeros((n_units, y.shape[1]), dtype=np.int64)
     np.add.at(counts, unit, y[train])
@@ -241,3 +254,133 @@ def carve_validation(
     _ensure_nonempty(assign, sizes, [VAL, TRAIN])
     out[train] = assign[unit]
     return out
+
+
+# --- the paper's splits ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a dataset is divided (the config's ``split`` section).
+
+    The paper's is ``train_test_split(test_size=0.33, random_state=1)``. ``test_fold`` (PTB-XL)
+    uses the dataset's own ``strat_fold`` instead of a random test split. ``val_size`` is the
+    fraction of all records in the validation split, carved out of train; None is the protocol's
+    default (paper: 0, the paper had none; sound: 0.1). ``stratify`` is the paper's option;
+    sound always stratifies (iteratively, on the multi-label matrix).
+    """
+
+    test_size: float = 0.33
+    random_state: int = 1
+    stratify: bool = False
+    test_fold: int | None = None
+    val_size: float | None = None
+
+
+def split_records(rs, spec: SplitSpec) -> tuple[np.ndarray, str]:
+    """The paper's train/test split of a RecordSet; returns the split vector and its description.
+
+    Records are sorted by name before splitting (the readers guarantee it), so the split is the
+    same on every machine, unlike the paper's glob-ordered lists.
+    """
+    return paper_split(rs.labels, rs.folds, spec)
+
+
+def paper_split(
+    labels: np.ndarray, folds: np.ndarray | None, spec: SplitSpec
+) -> tuple[np.ndarray, str]:
+    n = len(labels)
+    split = np.full(n, TRAIN, dtype=np.uint8)
+    if spec.test_fold is not None:
+        return fold_split(folds, spec)
+    from sklearn.model_selection import train_test_split
+
+    stratify = None
+    method = f"train_test_split(test_size={spec.test_size}, random_state={spec.random_state}"
+    if spec.stratify:
+        stratify = _stratification_groups(labels)
+        method += ", stratify=label combination (combinations seen once pooled)"
+    _, test_idx = train_test_split(
+        np.arange(n), test_size=spec.test_size, random_state=spec.random_state, stratify=stratify
+    )
+    split[test_idx] = TEST
+    return split, method + ")"
+
+
+def fold_split(folds: np.ndarray | None, spec: SplitSpec) -> tuple[np.ndarray, str]:
+    if folds is None or (np.asarray(folds) < 0).all():
+        raise ValueError(
+            f"split.test_fold={spec.test_fold} but dataset has no folds (only PTB-XL has "
+            "strat_fold); remove test_fold from its split config"
+        )
+    split = np.full(len(folds), TRAIN, dtype=np.uint8)
+    split[np.asarray(folds) == spec.test_fold] = TEST
+    if not (split == TEST).any():
+        raise ValueError(f"split.test_fold={spec.test_fold}: no record is in that fold")
+    return split, f"strat_fold == {spec.test_fold} is test, the other folds train"
+
+
+def assign_split(
+    spec: SplitSpec,
+    labels: np.ndarray,
+    *,
+    protocol: str,
+    default_val_size: float,
+    folds: np.ndarray | None = None,
+    groups: Sequence[str] | None = None,
+    duplicate_keys: Sequence[str] | None = None,
+) -> tuple[np.ndarray, str]:
+    """Split vector (TRAIN/TEST/VAL) of a dataset's records by its protocol, and its description.
+
+    paper: :func:`paper_split`'s rule, then, if ``val_size`` > 0, a seeded stratified share of
+    train becomes validation (test stays exactly the paper's). sound: :func:`sound_split`, which
+    keeps every patient (``groups``: PTB-XL ``patient_id``, PTB folder) and every duplicated
+    signal (``duplicate_keys``: a content hash) inside one split; with ``test_fold`` the fold is
+    test and validation is carved from train by patient. ``folds`` are PTB-XL's ``strat_fold``
+    (negative where a dataset has none). ``default_val_size`` is the protocol's (paper 0, sound
+    0.1), used when ``spec.val_size`` is None.
+    """
+    folds = None if folds is None else np.asarray(folds, dtype=np.int64)
+    has_folds = folds is not None and bool((folds >= 0).any())
+    val_size = default_val_size if spec.val_size is None else spec.val_size
+    if protocol == "sound" and spec.test_fold is None:
+        split = sound_split(
+            labels, groups=groups, duplicate_keys=duplicate_keys,
+            test_size=spec.test_size, val_size=val_size, random_state=spec.random_state,
+        )
+        method = (
+            f"sound_split(test_size={spec.test_size}, val_size={val_size}, random_state="
+            f"{spec.random_state}): iterative stratification; patients"
+            f"{'' if groups is not None else ' (none in this dataset)'} and identical signals "
+            "kept in one split"
+        )
+        return split, method
+    if protocol == "sound":
+        split, method = fold_split(folds, spec)
+    else:
+        split, method = paper_split(labels, folds if has_folds else None, spec)
+    if val_size > 0:
+        # carve_validation's fraction is of train; val_size is of all records.
+        fraction = min(val_size * len(split) / max(int((split == TRAIN).sum()), 1), 0.99)
+        split = carve_validation(split, labels, fraction, spec.random_state, groups=groups,
+                                 duplicate_keys=duplicate_keys if protocol == "sound" else None)
+        method += (
+            f"; val_size={val_size} of all records carved from train (seed {spec.random_state})"
+        )
+    return split, method
+
+
+def _stratification_groups(labels: np.ndarray) -> np.ndarray:
+    """One group per label combination; combinations seen once share a group.
+
+    sklearn refuses to stratify on a group of one; pooling the singletons keeps the stratification
+    of everything else.
+    """
+    keys = np.array(["".join(map(str, row)) for row in labels])
+    uniq, counts = np.unique(keys, return_counts=True)
+    rare = set(uniq[counts < 2])
+    groups = np.array(["rare" if k in rare else k for k in keys])
+    if (groups == "rare").sum() == 1:  # a pooled group of one: fold it into the largest group
+        values, c = np.unique(groups[groups != "rare"], return_counts=True)
+        groups[groups == "rare"] = values[np.argmax(c)]
+    return groups

@@ -8,8 +8,10 @@ Three things the paper's code did not do, each because the study needs it:
 
 * **Honest model selection.** Every epoch is scored on a validation split (the shard's own, or
   one carved from train) as well as on test. ``selection="paper"`` keeps the epoch with the best
-  *test* F1, as the paper did; ``selection="validation"`` keeps the epoch with the best
-  validation F1. metrics.csv and the sidecar carry the numbers of both.
+  *test* score, as the paper did (``paper_metric``: weighted F1 downstream, the unweighted mean
+  of per-class F1 in its pretraining); ``selection="validation"`` keeps the epoch with the best
+  validation F1. metrics.csv and the sidecar carry the numbers of both, and predictions.npz the
+  test probabilities at both selections' epochs.
 * **Resume.** With ``resume_dir`` the job writes its whole state after every epoch; a job killed
   at any moment and started again continues from its last completed epoch and ends with the
   same numbers and weights (bit-for-bit on CPU) as one that was never interrupted.
@@ -31,7 +33,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +43,23 @@ import torch
 from ecg_transfer import __version__, models
 from ecg_transfer.codehash import code_hash
 from ecg_transfer.fileio import atomic_path
-from ecg_transfer.metrics import constant_baseline_f1, weighted_f1
-from ecg_transfer.shards import TEST, TRAIN, VAL, Shard, read_shard
-from ecg_transfer.splits import carve_validation
+from ecg_transfer.metrics import (
+    EPOCH_COLUMNS,
+    SELECTIONS,
+    constant_baseline_f1,
+    macro_f1,
+    select_epochs,
+    weighted_f1,
+)
+from ecg_transfer.shards import Shard, read_shard
+from ecg_transfer.splits import TEST, TRAIN, VAL, carve_validation
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_f1", "test_loss", "test_f1", "seconds",
-                  "baseline_f1")
 INIT_FROM = ("scratch", "pretrained")
-#: Which epoch's weights become model.pt: best test F1 (the paper) or best validation F1.
-SELECTIONS = ("paper", "validation")
+#: The metrics.csv column the paper selection maximises for model.pt: weighted test F1 (the
+#: paper's downstream scripts) or the unweighted mean of per-class test F1 (its pretraining).
+PAPER_METRICS = ("test_f1", "test_macro_f1")
 STRATEGIES = ("full", "linear_probe", "discriminative")
 PRECISIONS = ("fp32", "bf16")
 #: The config keys of a stage section (``training.pretrain`` ...) and of ``training`` itself
@@ -80,7 +88,10 @@ class TrainSettings:
     # Adam's state is twice the model (a ResNet1d101 checkpoint: 117 MB of weights, 351 MB with
     # it). Pretrained models keep it, to continue upstream training; downstream jobs drop it.
     save_optimizer: bool = True
+    # Which epoch's weights become model.pt: paper = best ``paper_metric`` on test (the paper),
+    # validation = best validation F1.
     selection: str = "paper"
+    paper_metric: str = "test_f1"
     # Fraction of train carved out as validation when the shard has no validation split
     # (paper-protocol shards); seeded by ``seed``. 0 trains on the whole train split, as the
     # paper did, and leaves only the paper selection.
@@ -92,8 +103,9 @@ class TrainSettings:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        for name, allowed in (("init_from", INIT_FROM), ("selection", SELECTIONS),
-                              ("strategy", STRATEGIES), ("precision", PRECISIONS)):
+        for name, allowed in (("init_from", INIT_FROM), ("selection", tuple(SELECTIONS)),
+                              ("paper_metric", PAPER_METRICS), ("strategy", STRATEGIES),
+                              ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainSettings.{name} is {getattr(self, name)!r}; expected one "
                                  f"of {', '.join(allowed)}")
@@ -118,6 +130,7 @@ def settings_from_config(
     init_from: str,
     threads: int = 1,
     save_optimizer: bool = True,
+    paper_metric: str = "test_f1",
 ) -> TrainSettings:
     """A job's settings from its config: ``training.<stage>`` and the study-wide ``training`` keys.
 
@@ -131,7 +144,8 @@ def settings_from_config(
             raise ValueError(f"config section {section} has unknown key(s) {unknown}; "
                              f"known: {', '.join(known)}")
     return TrainSettings(arch=arch, seed=int(seed), init_from=init_from, threads=threads,
-                         save_optimizer=save_optimizer, **dict(stage), **dict(training))
+                         save_optimizer=save_optimizer, paper_metric=paper_metric,
+                         **dict(stage), **dict(training))
 
 
 class NonFiniteLossError(RuntimeError):
@@ -246,6 +260,67 @@ def split_with_validation(shard: Shard, settings: TrainSettings, where: str) -> 
 
 
 @dataclass
+class JobData:
+    """A job's splits as device tensors, and what its outputs say about the data."""
+
+    x: dict[int, torch.Tensor]  # TRAIN / VAL / TEST -> (N, leads, samples)
+    y: dict[int, torch.Tensor]  # multi-hot labels as float32, for the loss
+    y_np: dict[int, np.ndarray]  # the same labels on the host, for the F1 scores
+    test_ids: list[str]  # record ids of the test split, in order (predictions.npz)
+    meta: dict  # classes, leads, fs, dataset, protocol, scaling, n_leads, n_samples, records
+    baseline: float  # test F1 of the best constant predictor
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.meta["classes"])
+
+
+def load_data(shard_path: ShardPaths, settings: TrainSettings, device: torch.device) -> JobData:
+    """Read the shard parts once, split them, and move every split to ``device``."""
+    where = _shard_label(shard_path)
+    shard = read_shard(shard_path)
+    split = split_with_validation(shard, settings, where)
+    if settings.selection == "validation" and not (split == VAL).any():
+        raise ValueError(f"{where}: training.selection is 'validation' but there is no "
+                         "validation split (the shard has none and "
+                         f"training.validation_fraction is {settings.validation_fraction})")
+    y_np = {k: shard.labels[split == k] for k in (TRAIN, VAL, TEST)}
+    n = {k: len(v) for k, v in y_np.items()}
+    if n[TRAIN] == 0 or n[TEST] == 0:
+        raise ValueError(f"{where}: empty train ({n[TRAIN]}) or test ({n[TEST]}) split")
+    x = {k: torch.from_numpy(shard.signals[split == k]).to(device) for k in (TRAIN, VAL, TEST)}
+    y = {k: torch.from_numpy(v.astype(np.float32)).to(device) for k, v in y_np.items()}
+    meta = {"classes": shard.classes, "leads": shard.leads, "fs": shard.fs,
+            "n_leads": int(shard.signals.shape[1]), "n_samples": int(shard.signals.shape[2]),
+            "dataset": shard.dataset, "protocol": shard.protocol,
+            # per-record scaling/normalisation, where the shard records it
+            "scaling": getattr(shard, "scaling", None),
+            "records": {"train": n[TRAIN], "val": n[VAL], "test": n[TEST]}}
+    test_ids = [r for r, s in zip(shard.record_ids, split, strict=True) if s == TEST]
+    return JobData(x, y, y_np, test_ids, meta, constant_baseline_f1(y_np[TRAIN], y_np[TEST]))
+
+
+def init_model(settings: TrainSettings, data: JobData, pretrained: str | os.PathLike | None
+               ) -> tuple[torch.nn.Module, dict | None]:
+    """A fresh model, or the pretrained one with a new top layer; and what it was trained on."""
+    if settings.init_from == "scratch":
+        return models.build(settings.arch, n_classes=data.n_classes,
+                            n_leads=data.meta["n_leads"],
+                            n_samples=data.meta["n_samples"]), None
+    if pretrained is None:
+        raise ValueError("init_from='pretrained' needs the path of a pretrained checkpoint")
+    model = load_pretrained_backbone(pretrained, data.n_classes)
+    up = model.checkpoint_config
+    if up.get("arch") != settings.arch:
+        raise ValueError(f"{pretrained}: checkpoint is a {up.get('arch')!r}, the job trains "
+                         f"{settings.arch!r}")
+    log.info("initialised from pretrained checkpoint %s; new top layer for %d classes; "
+             "strategy %s", pretrained, data.n_classes, settings.strategy)
+    return model, {"dataset": up.get("dataset"), "protocol": up.get("protocol"),
+                   "arch": up.get("arch"), "checkpoint": str(pretrained)}
+
+
+@dataclass
 class _Selected:
     """The state of the epoch that model.pt will hold."""
 
@@ -253,6 +328,42 @@ class _Selected:
     metric: float
     model: dict
     optimizer: dict | None
+
+
+@dataclass
+class Progress:
+    """What the epochs have produced so far; the resume state saves and restores exactly this.
+
+    ``rows`` are metrics.csv's rows; ``best`` the epoch model.pt will hold (by ``criterion``);
+    ``predictions`` the test probabilities (float16, CPU) at the epoch each selection of
+    :data:`metrics.SELECTIONS` chooses, as ``{selection: (epoch, probs)}``.
+    """
+
+    criterion: str
+    rows: list[dict] = field(default_factory=list)
+    best: _Selected | None = None
+    predictions: dict[str, tuple[int, torch.Tensor]] = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> int:
+        return len(self.rows)
+
+    def record(self, row: dict, test_probs: torch.Tensor, model: torch.nn.Module,
+               optimizer: torch.optim.Optimizer, save_optimizer: bool) -> None:
+        """Add one epoch; keep its weights and predictions where it is the best so far."""
+        self.rows.append(row)
+        if self.best is None or row[self.criterion] > self.best.metric:
+            # Kept in memory and written once at the end: a ResNet1d101 checkpoint with Adam
+            # state is ~350 MB, too slow to rewrite at every improvement.
+            self.best = _Selected(row["epoch"], row[self.criterion],
+                                  _cpu_copy(model.state_dict()),
+                                  _cpu_copy(optimizer.state_dict()) if save_optimizer else None)
+        for name, (column, _) in SELECTIONS.items():
+            value, kept = row[column], self.predictions.get(name)
+            if math.isnan(value):
+                continue
+            if kept is None or value > self.rows[kept[0] - 1][column]:  # ties: the earliest
+                self.predictions[name] = (row["epoch"], test_probs.to(torch.float16))
 
 
 def train(
@@ -263,153 +374,108 @@ def train(
     checkpoint_path: str | os.PathLike,
     pretrained: str | os.PathLike | None = None,
     resume_dir: str | os.PathLike | None = None,
+    predictions_path: str | os.PathLike | None = None,
 ) -> dict:
     """Train one model; score validation and test after every epoch.
 
-    Writes ``metrics_path`` (one row per epoch, :data:`METRIC_COLUMNS`), ``checkpoint_path``
-    (the epoch chosen by ``settings.selection``) and a JSON sidecar beside the checkpoint saying
-    what the model expects as input and how it scored under both selections. ``resume_dir``
-    (a folder outside the job's outputs, which a workflow manager deletes when a job fails)
-    holds the per-epoch resume state; it is removed once the outputs are written.
+    Writes ``metrics_path`` (one row per epoch, :data:`metrics.EPOCH_COLUMNS`),
+    ``checkpoint_path`` (the epoch chosen by ``settings.selection``), a JSON sidecar beside the
+    checkpoint saying what the model expects as input and how it scored under both selections,
+    and ``predictions_path`` (test-set probabilities at both selections' epochs, for the
+    results stage). ``resume_dir`` (a folder outside the job's outputs, which a workflow
+    manager deletes when a job fails) holds the per-epoch resume state; it is removed once the
+    outputs are written.
     """
     seed_everything(settings.seed)
     device = pick_device(settings.device)
     autocast = configure_device(device, settings)
-    where = _shard_label(shard_path)
-    shard = read_shard(shard_path)
-    split = split_with_validation(shard, settings, where)
-    if settings.selection == "validation" and not (split == VAL).any():
-        raise ValueError(f"{where}: training.selection is 'validation' but there is no "
-                         "validation split (the shard has none and "
-                         f"training.validation_fraction is {settings.validation_fraction})")
-    parts = {k: (shard.signals[split == k], shard.labels[split == k]) for k in (TRAIN, VAL, TEST)}
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = parts[TRAIN], parts[VAL], parts[TEST]
-    if len(x_train) == 0 or len(x_test) == 0:
-        raise ValueError(f"{where}: empty train ({len(x_train)}) or test ({len(x_test)}) split")
-    n_classes, n_leads, n_samples = y_train.shape[1], x_train.shape[1], x_train.shape[2]
-    baseline = constant_baseline_f1(y_train, y_test)
-
-    upstream = None
-    if settings.init_from == "pretrained":
-        if pretrained is None:
-            raise ValueError("init_from='pretrained' needs the path of a pretrained checkpoint")
-        model = load_pretrained_backbone(pretrained, n_classes)
-        up = model.checkpoint_config
-        upstream = {"dataset": up.get("dataset"), "protocol": up.get("protocol"),
-                    "arch": up.get("arch"), "checkpoint": str(pretrained)}
-        if up.get("arch") != settings.arch:
-            raise ValueError(f"{pretrained}: checkpoint is a {up.get('arch')!r}, the job trains "
-                             f"{settings.arch!r}")
-        log.info("initialised from pretrained checkpoint %s; new top layer for %d classes; "
-                 "strategy %s", pretrained, n_classes, settings.strategy)
-    else:
-        model = models.build(settings.arch, n_classes=n_classes, n_leads=n_leads,
-                             n_samples=n_samples)
+    data = load_data(shard_path, settings, device)
+    model, upstream = init_model(settings, data, pretrained)
     model.to(device)
     optimizer = make_optimizer(model, settings)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-
-    def tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(x).to(device), torch.from_numpy(y.astype(np.float32)).to(device)
-
-    config = {
-        **asdict(settings),
-        "classes": shard.classes,
-        "leads": shard.leads,
-        "fs": shard.fs,
-        "n_leads": int(n_leads),
-        "n_samples": int(n_samples),
-        "dataset": shard.dataset,
-        "protocol": shard.protocol,
-        # per-record scaling/normalisation, where the shard records it
-        "scaling": getattr(shard, "scaling", None),
-        "records": {"train": len(x_train), "val": len(x_val), "test": len(x_test)},
-        "upstream": upstream,
-        "code_version": f"{__version__}+{code_hash('ecg_transfer.train')}",
-    }
-    xt, yt = tensors(x_train, y_train)
-    xv, yv = tensors(x_val, y_val)
-    xs, ys = tensors(x_test, y_test)
-    del shard, parts, x_train, x_val, x_test  # the device tensors are the only copy needed now
+    config = {**asdict(settings), **data.meta, "upstream": upstream,
+              "code_version": f"{__version__}+{code_hash('ecg_transfer.train')}"}
     order_gen = torch.Generator().manual_seed(settings.seed)
-    criterion = "test_f1" if settings.selection == "paper" else "val_f1"
-
-    store = None
-    if resume_dir is not None:
-        fingerprint = {
-            "config": {k: v for k, v in config.items() if k not in _NOT_IN_FINGERPRINT},
-            "inputs": [_file_identity(p) for p in _shard_files(shard_path)]
-            + ([_file_identity(Path(pretrained))] if pretrained is not None else []),
-        }
-        store = ResumeStore(resume_dir, fingerprint)
-    rows: list[dict] = []
-    best: _Selected | None = None
-    start_epoch = 0
+    progress = Progress(criterion=_criterion(settings))
+    store = _resume_store(resume_dir, config, shard_path, pretrained)
     if store is not None and (state := store.load()) is not None:
-        start_epoch, rows, best = _restore(state, model, optimizer, order_gen, settings)
-        log.info("resuming after epoch %d of %d from %s", start_epoch, settings.epochs,
+        progress = _restore(state, model, optimizer, order_gen, settings)
+        log.info("resuming after epoch %d of %d from %s", progress.epoch, settings.epochs,
                  store.folder)
-
-    metrics_path, checkpoint_path = Path(metrics_path), Path(checkpoint_path)
-    log.info(
-        "%s %s on %s: %d train / %d val / %d test records, %d classes, input (%d, %d), "
-        "device %s; constant-predictor test F1 %.3f",
-        settings.init_from, settings.arch, config["dataset"], len(xt), len(xv), len(xs),
-        n_classes, n_leads, n_samples, device, baseline,
-    )
-    started = time.monotonic()
+    start_epoch, started = progress.epoch, time.monotonic()
+    _log_start(settings, data, device)
     try:
         for epoch in range(start_epoch + 1, settings.epochs + 1):
-            t0 = time.monotonic()
-            train_loss = _train_epoch(model, optimizer, loss_fn, xt, yt, settings, order_gen,
-                                      epoch, autocast)
-            val_loss, val_f1 = _score(model, loss_fn, xv, yv, y_val, settings.batch_size, autocast)
-            test_loss, test_f1 = _score(model, loss_fn, xs, ys, y_test, settings.batch_size,
+            row, test_probs = run_epoch(model, optimizer, data, settings, order_gen, epoch,
                                         autocast)
-            seconds = time.monotonic() - t0
-            row = dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss, val_f1=val_f1,
-                       test_loss=test_loss, test_f1=test_f1, seconds=round(seconds, 3),
-                       baseline_f1=baseline)
-            rows.append(row)
-            if best is None or row[criterion] > best.metric:
-                # Kept in memory and written once at the end: a ResNet1d101 checkpoint with Adam
-                # state is ~350 MB, too slow to rewrite at every improvement (the resume state
-                # keeps it on disk as the snapshot of its epoch).
-                best = _Selected(epoch, row[criterion], _cpu_copy(model.state_dict()),
-                                 _cpu_copy(optimizer.state_dict())
-                                 if settings.save_optimizer else None)
+            progress.record(row, test_probs, model, optimizer, settings.save_optimizer)
             if store is not None:
-                # the selected epoch's CPU copy doubles as the snapshot when it is this epoch
-                fresh = best.epoch == epoch
-                store.save(epoch, {
-                    "model": best.model if fresh else _cpu_copy(model.state_dict()),
-                    "optimizer": best.optimizer if fresh and best.optimizer is not None
-                    else _cpu_copy(optimizer.state_dict()),
-                }, _resume_extras(rows, best, order_gen))
-            done = epoch - start_epoch
-            eta = (time.monotonic() - started) / done * (settings.epochs - epoch)
-            log.info("epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %.4f  test_loss %.4f  "
-                     "test_f1 %.4f  %.1f s  ETA %.0f s", epoch, settings.epochs, train_loss,
-                     val_loss, val_f1, test_loss, test_f1, seconds, eta)
+                store.save(epoch, _snapshot(progress, model, optimizer),
+                           _resume_extras(progress, order_gen))
+            eta = (time.monotonic() - started) / (epoch - start_epoch) * (settings.epochs - epoch)
+            _log_epoch(row, settings.epochs, eta)
     finally:
         if store is not None:
             store.close()  # a write in flight completes (or raises) before anything else
-    assert best is not None  # epochs >= 1: at least one epoch ran or was restored
+    summary = write_outputs(progress, config, data, settings, Path(metrics_path),
+                            Path(checkpoint_path), predictions_path,
+                            resumed_after=start_epoch or None)
+    if store is not None:
+        store.clear()
+    return summary
 
+
+def _criterion(settings: TrainSettings) -> str:
+    """The metrics.csv column whose best epoch model.pt holds."""
+    return settings.paper_metric if settings.selection == "paper" else "val_f1"
+
+
+def run_epoch(model, optimizer, data: JobData, settings: TrainSettings, order_gen, epoch: int,
+              autocast) -> tuple[dict, torch.Tensor]:
+    """Train one epoch and score it; metrics.csv's row and the test probabilities (CPU)."""
+    t0 = time.monotonic()
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    train_loss = _train_epoch(model, optimizer, loss_fn, data.x[TRAIN], data.y[TRAIN], settings,
+                              order_gen, epoch, autocast)
+    val_loss, val_probs = _score(model, loss_fn, data.x[VAL], data.y[VAL], settings.batch_size,
+                                 autocast)
+    test_loss, test_probs = _score(model, loss_fn, data.x[TEST], data.y[TEST],
+                                   settings.batch_size, autocast)
+    probs = test_probs.numpy()
+    row = dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss,
+               val_f1=weighted_f1(data.y_np[VAL], val_probs.numpy()) if len(val_probs)
+               else math.nan,
+               test_loss=test_loss, test_f1=weighted_f1(data.y_np[TEST], probs),
+               test_macro_f1=macro_f1(data.y_np[TEST], probs),
+               seconds=round(time.monotonic() - t0, 3), baseline_f1=data.baseline)
+    return row, test_probs
+
+
+def write_outputs(progress: Progress, config: dict, data: JobData, settings: TrainSettings,
+                  metrics_path: Path, checkpoint_path: Path,
+                  predictions_path: str | os.PathLike | None, *, resumed_after: int | None
+                  ) -> dict:
+    """model.pt, metrics.csv, the sidecar model.json and predictions.npz, each atomically."""
+    best = progress.best
+    assert best is not None  # epochs >= 1: at least one epoch ran or was restored
     checkpoint = {"model": best.model, "config": config, "epoch": best.epoch,
-                  "best_metric": best.metric, "selection": settings.selection}
+                  "best_metric": best.metric, "selection": settings.selection,
+                  "criterion": progress.criterion}
     if best.optimizer is not None:
         checkpoint["optimizer"] = best.optimizer
     with atomic_path(checkpoint_path) as tmp:
         torch.save(checkpoint, tmp)
     with atomic_path(metrics_path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=EPOCH_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
-    chosen = selections(rows)
+        writer.writerows(progress.rows)
+    if predictions_path is not None:
+        write_predictions(predictions_path, progress, data)
+    chosen = select_epochs(progress.rows)
     summary = {
-        **config, **chosen, "checkpoint_epoch": best.epoch, "baseline_f1": baseline,
-        "epochs_run": len(rows), "resumed_after_epoch": start_epoch or None,
+        **config, **chosen, "resumed_after_epoch": resumed_after, "checkpoint_epoch": best.epoch,
+        "checkpoint_criterion":
+        progress.criterion, "baseline_f1": data.baseline, "epochs_run": len(progress.rows),
         # the same numbers, labelled for a reader of the sidecar
         "metrics": {
             "paper_selection": {"what": "best test F1 over epochs (chosen on test: optimistic)",
@@ -419,39 +485,56 @@ def train(
                                      "epoch": chosen["val_selected_epoch"],
                                      "val_f1": chosen["val_selected_val_f1"],
                                      "test_f1": chosen["val_selected_test_f1"]},
-            "constant_baseline_test_f1": baseline,
+            "constant_baseline_test_f1": data.baseline,
         },
     }
     with atomic_path(checkpoint_path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(summary, indent=2, allow_nan=False))
-    if store is not None:
-        store.clear()
     log.info("paper selection: best test F1 %.4f at epoch %d; validation selection: %s; "
-             "constant predictor %.4f; model.pt holds epoch %d (%s selection)",
+             "constant predictor %.4f; model.pt holds epoch %d (best %s)",
              summary["best_test_f1"], summary["best_epoch"],
              "none (no validation split)" if summary["val_selected_epoch"] is None else
              f"test F1 {summary['val_selected_test_f1']:.4f} at epoch "
-             f"{summary['val_selected_epoch']}", baseline, best.epoch, settings.selection)
+             f"{summary['val_selected_epoch']}", data.baseline, best.epoch, progress.criterion)
     return summary
 
 
-def selections(rows: Sequence[Mapping[str, float]]) -> dict[str, Any]:
-    """Both selections' numbers from the per-epoch rows; ties go to the earliest epoch.
+def write_predictions(path: str | os.PathLike, progress: Progress, data: JobData) -> None:
+    """Test-set probabilities at each selection's epoch, so later stages never re-run a model.
 
-    ``best_test_f1``/``best_epoch``: the paper's (maximum test F1, chosen on test itself, so
-    optimistic). ``val_selected_*``: the epoch with the best validation F1 and its test F1, an
-    honest held-out estimate; None without a validation split.
+    ``record_ids``, ``y_true`` (uint8) and ``classes`` describe the test split; per selection
+    ``<name>_epoch`` and ``<name>_probs`` (float16, records x classes). A selection the job
+    cannot make (validation without a validation split) is absent.
     """
-    paper = max(rows, key=lambda r: r["test_f1"])  # max() keeps the first of equal keys
-    out: dict[str, Any] = {"best_test_f1": paper["test_f1"], "best_epoch": paper["epoch"],
-                           "val_selected_epoch": None, "val_selected_val_f1": None,
-                           "val_selected_test_f1": None}
-    scored = [r for r in rows if not math.isnan(r["val_f1"])]
-    if scored:
-        val = max(scored, key=lambda r: r["val_f1"])
-        out.update(val_selected_epoch=val["epoch"], val_selected_val_f1=val["val_f1"],
-                   val_selected_test_f1=val["test_f1"])
-    return out
+    arrays = {"record_ids": np.array(data.test_ids, dtype=str),
+              "y_true": data.y_np[TEST].astype(np.uint8),
+              "classes": np.array(data.meta["classes"], dtype=str)}
+    for name, (epoch, probs) in progress.predictions.items():
+        arrays[f"{name}_epoch"] = np.array(epoch)
+        arrays[f"{name}_probs"] = probs.numpy()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def read_predictions(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays :func:`write_predictions` wrote."""
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _log_start(settings: TrainSettings, data: JobData, device: torch.device) -> None:
+    r = data.meta["records"]
+    log.info("%s %s on %s: %d train / %d val / %d test records, %d classes, input (%d, %d), "
+             "device %s; constant-predictor test F1 %.3f", settings.init_from, settings.arch,
+             data.meta["dataset"], r["train"], r["val"], r["test"], data.n_classes,
+             data.meta["n_leads"], data.meta["n_samples"], device, data.baseline)
+
+
+def _log_epoch(row: dict, epochs: int, eta: float) -> None:
+    log.info("epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %.4f  test_loss %.4f  "
+             "test_f1 %.4f  %.1f s  ETA %.0f s", row["epoch"], epochs, row["train_loss"],
+             row["val_loss"], row["val_f1"], row["test_loss"], row["test_f1"], row["seconds"],
+             eta)
 
 
 def _train_epoch(model, optimizer, loss_fn, x, y, settings, gen, epoch, autocast) -> float:
@@ -484,21 +567,34 @@ def _train_epoch(model, optimizer, loss_fn, x, y, settings, gen, epoch, autocast
 
 
 @torch.no_grad()
-def _score(model, loss_fn, x, y, y_np, batch_size, autocast) -> tuple[float, float]:
-    """Loss and weighted F1 from one batched no-grad pass; (nan, nan) for an empty split."""
+def _score(model, loss_fn, x, y, batch_size, autocast) -> tuple[float, torch.Tensor]:
+    """Loss and sigmoid probabilities (CPU, float32) from one batched no-grad pass.
+
+    (nan, empty) for an empty split.
+    """
     if len(x) == 0:
-        return math.nan, math.nan
+        return math.nan, torch.empty((0, y.shape[1]))
     model.eval()
     with autocast():
         logits = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
     logits = logits.float()
-    loss = loss_fn(logits, y).item()
-    probs = torch.sigmoid(logits).cpu().numpy()
-    return loss, weighted_f1(y_np, probs)
+    return loss_fn(logits, y).item(), torch.sigmoid(logits).cpu()
 
 
 # --------------------------------------------------------------------------------------------
 # Resume
+
+
+def _resume_store(resume_dir: str | os.PathLike | None, config: dict, shard_path: ShardPaths,
+                  pretrained: str | os.PathLike | None) -> ResumeStore | None:
+    """The job's resume state, fingerprinted by its config and input files."""
+    if resume_dir is None:
+        return None
+    inputs = _shard_files(shard_path) + ([Path(pretrained)] if pretrained is not None else [])
+    return ResumeStore(resume_dir, {
+        "config": {k: v for k, v in config.items() if k not in _NOT_IN_FINGERPRINT},
+        "inputs": [_file_identity(p) for p in inputs],
+    })
 
 
 def _rng_state(order_gen: torch.Generator) -> dict:
@@ -524,19 +620,32 @@ def _set_rng_state(state: dict, order_gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _resume_extras(rows: list[dict], best: _Selected, order_gen: torch.Generator) -> dict:
-    return {"rows": rows, "best_epoch": best.epoch, "best_metric": best.metric,
-            "rng": _rng_state(order_gen)}
+def _snapshot(progress: Progress, model, optimizer) -> dict:
+    """What continuing needs: this epoch's model and Adam state, on the CPU."""
+    best = progress.best
+    if best is not None and best.epoch == progress.epoch:  # its CPU copy doubles as snapshot
+        return {"model": best.model, "optimizer": best.optimizer
+                if best.optimizer is not None else _cpu_copy(optimizer.state_dict())}
+    return {"model": _cpu_copy(model.state_dict()),
+            "optimizer": _cpu_copy(optimizer.state_dict())}
 
 
-def _restore(state: dict, model, optimizer, order_gen, settings) -> tuple[int, list, _Selected]:
+def _resume_extras(progress: Progress, order_gen: torch.Generator) -> dict:
+    assert progress.best is not None
+    return {"rows": progress.rows, "best_epoch": progress.best.epoch,
+            "best_metric": progress.best.metric, "rng": _rng_state(order_gen),
+            "predictions": {k: [e, p] for k, (e, p) in progress.predictions.items()}}
+
+
+def _restore(state: dict, model, optimizer, order_gen, settings) -> Progress:
     model.load_state_dict(state["current"]["model"])
     optimizer.load_state_dict(state["current"]["optimizer"])
     _set_rng_state(state["rng"], order_gen)
     snap = state["best"]
     best = _Selected(state["best_epoch"], state["best_metric"], _cpu_copy(snap["model"]),
                      _cpu_copy(snap["optimizer"]) if settings.save_optimizer else None)
-    return state["epoch"], state["rows"], best
+    predictions = {k: (int(e), p) for k, (e, p) in state.get("predictions", {}).items()}
+    return Progress(_criterion(settings), list(state["rows"]), best, predictions)
 
 
 def _cpu_copy(obj: Any) -> Any:

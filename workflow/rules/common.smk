@@ -4,12 +4,13 @@ import json
 
 from snakemake.utils import validate
 
-import ecg_transfer
+import ecg_transfer.datasets
 import ecg_transfer.download
 import ecg_transfer.shards
 from ecg_transfer.codehash import code_hash
 
 
+# Fills in the schema's defaults: workflow/schemas/config.schema.yaml is the one place they live.
 validate(config, schema="../schemas/config.schema.yaml")
 
 DATASETS = list(config["datasets"])
@@ -19,15 +20,21 @@ DOWNSTREAM = list(config["downstream"])
 SEEDS = [int(s) for s in config["seeds"]]
 # Package code is no rerun trigger by itself: each rule carries in params the hash of the source
 # its script runs (the modules named here and every package module they import, see
-# ecg_transfer/codehash.py), so an edit re-runs exactly the stages that execute it.
+# ecg_transfer/codehash.py), so an edit re-runs exactly the stages that execute it. A dataset's
+# data stage leaves out the other datasets' readers, which it imports but never runs.
 CODE_VERSION = {
     "demo": code_hash("ecg_transfer.runlog", "ecg_transfer.demo"),
-    "data": code_hash("ecg_transfer.runlog", "ecg_transfer.shards"),
     "train": code_hash("ecg_transfer.runlog", "ecg_transfer.train"),
     "report": code_hash("ecg_transfer.runlog", "ecg_transfer.aggregate"),
 }
-DEMO_MIRROR = "resources/demo-mirror"
-DEMO_FORMATS = {"ptbxl": "zip", "cpsc2018": "tar", "georgia": "tar", "ptb": "zip", "ribeiro": "zip"}
+DATA_CODE_VERSION = {
+    name: code_hash(
+        "ecg_transfer.runlog",
+        "ecg_transfer.prepare",
+        exclude=ecg_transfer.datasets.other_readers(name),
+    )
+    for name in DATASETS
+}
 
 for _key in ("upstream", "downstream"):
     for _name in config[_key]:
@@ -97,8 +104,13 @@ def demo_records(wildcards):
     return records[wildcards.dataset]
 
 
+def demo_params():
+    """The generator's settings (seed, difficulty) without the per-dataset record counts."""
+    return {k: v for k, v in config.get("demo", {}).items() if k != "records"}
+
+
 def preprocess_params(wildcards):
-    return dict(dataset_cfg(wildcards).get("preprocess", {}))
+    return dict(dataset_cfg(wildcards)["preprocess"])
 
 
 def index_preprocess_params(wildcards):
@@ -111,22 +123,26 @@ def scaling_param(wildcards):
 
 
 def split_params(wildcards):
-    return dict(dataset_cfg(wildcards).get("split", {}))
+    return dict(dataset_cfg(wildcards)["split"])
 
 
 def dataset_root(wildcards):
     """Where the extracted dataset is: `local_dir` (an existing copy, e.g. on shared storage;
     no download) or the extract rule's folder."""
-    local = dataset_cfg(wildcards).get("local_dir")
-    return local if local else f"resources/raw/{wildcards.dataset}"
+    local = dataset_cfg(wildcards)["local_dir"]
+    return local if local else rules.extract.output[0].format(dataset=wildcards.dataset)
 
 
 def shard_size(wildcards):
-    return int(dataset_cfg(wildcards).get("shard_size", 2000))
+    return dataset_cfg(wildcards)["shard_size"]
 
 
 def on_bad_record(wildcards):
-    return dataset_cfg(wildcards).get("on_bad_record", "error")
+    return dataset_cfg(wildcards)["on_bad_record"]
+
+
+def data_code_version(wildcards):
+    return DATA_CODE_VERSION[wildcards.dataset]
 
 
 def _shard_parts(dataset):
@@ -134,7 +150,10 @@ def _shard_parts(dataset):
     meta = checkpoints.index_dataset.get(dataset=dataset).output.meta
     with open(meta) as handle:
         n_parts = int(json.load(handle)["n_parts"])
-    return ecg_transfer.shards.part_paths(f"results/shards/{dataset}", n_parts)
+    return [
+        rules.make_shard.output.shard.format(dataset=dataset, part=i)
+        for i in range(n_parts)
+    ]
 
 
 def upstream_shards(wildcards):
@@ -157,27 +176,41 @@ def training_params():
 
 
 def plot_params():
-    """The figures' options, with defaults for keys the config leaves out."""
-    return {"dpi": 110, **config.get("plots", {})}
+    return dict(config["plots"])
 
 
-def training_jobs():
-    """Every training job of the study, as the aggregation needs to label its metrics."""
+def training_jobs(downstream=None):
+    """Every training job of the study (of one downstream dataset, if given), labelled as the
+    aggregation needs; the metrics paths are the training rules' own outputs."""
     jobs = []
     for seed in SEEDS:
         for arch in ARCHS:
             for up in UPSTREAM:
+                metrics = rules.pretrain.output.metrics.format(upstream=up, arch=arch, seed=seed)
                 jobs.append(dict(regime="pretrain", upstream=up, downstream=up, arch=arch,
-                                 seed=seed, metrics=f"results/pretrain/{up}/{arch}/seed{seed}/metrics.csv"))
+                                 seed=seed, metrics=metrics))
             for up, down in FINETUNE_PAIRS:
+                metrics = rules.finetune.output.metrics.format(upstream=up, downstream=down,
+                                                               arch=arch, seed=seed)
                 jobs.append(dict(regime="finetune", upstream=up, downstream=down, arch=arch,
-                                 seed=seed,
-                                 metrics=f"results/finetune/{up}/{down}/{arch}/seed{seed}/metrics.csv"))
+                                 seed=seed, metrics=metrics))
             for down in DOWNSTREAM:
+                metrics = rules.train_scratch.output.metrics.format(downstream=down, arch=arch,
+                                                                    seed=seed)
                 jobs.append(dict(regime="scratch", upstream=None, downstream=down, arch=arch,
-                                 seed=seed, metrics=f"results/scratch/{down}/{arch}/seed{seed}/metrics.csv"))
-    return jobs
+                                 seed=seed, metrics=metrics))
+    if downstream is None:
+        return jobs
+    return [j for j in jobs if j["downstream"] == downstream and j["regime"] != "pretrain"]
 
 
 def training_metrics():
     return [job["metrics"] for job in training_jobs()]
+
+
+def downstream_jobs(wildcards):
+    return training_jobs(wildcards.downstream)
+
+
+def downstream_metrics(wildcards):
+    return [job["metrics"] for job in training_jobs(wildcards.downstream)]

@@ -4,11 +4,10 @@
 
 rule make_demo_archive:
     output:
-        DEMO_MIRROR + "/{dataset}.{fmt}",
+        "resources/demo-mirror/{dataset}.{fmt}",
     params:
         n_records=demo_records,
-        seed=config.get("demo", {}).get("seed", 0),
-        difficulty=config.get("demo", {}).get("difficulty", 1.0),
+        demo=demo_params(),
         code_version=CODE_VERSION["demo"],
     conda:
         "../../envs/study.yaml"
@@ -65,7 +64,7 @@ checkpoint index_dataset:
         split=split_params,
         shard_size=shard_size,
         on_bad_record=on_bad_record,
-        code_version=CODE_VERSION["data"],
+        code_version=data_code_version,
     conda:
         "../../envs/study.yaml"
     log:
@@ -88,7 +87,7 @@ rule make_shard:
     params:
         scaling=scaling_param,
         on_bad_record=on_bad_record,
-        code_version=CODE_VERSION["data"],
+        code_version=data_code_version,
     conda:
         "../../envs/study.yaml"
     log:

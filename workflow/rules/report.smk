@@ -1,14 +1,25 @@
-# Aggregation: F1 tables and convergence curves from every training job's metrics.csv.
+# Aggregation: F1 tables and convergence curves from every training job's metrics.csv. Each
+# figure and table is wrapped in report() with a caption from workflow/report/, so
+# `snakemake --report results/report.html` explains what it shows.
 
 
 rule aggregate:
     input:
         training_metrics(),
     output:
-        csv=report("results/tables/f1.csv", category="Tables"),
-        md=report("results/tables/f1.md", category="Tables"),
+        csv=report(
+            "results/tables/f1.csv",
+            caption="../report/f1_csv.rst",
+            category="Tables",
+        ),
+        md=report(
+            "results/tables/f1.md",
+            caption="../report/f1_md.rst",
+            category="Tables",
+        ),
     params:
         jobs=training_jobs(),
+        arch_order=ARCHS,
         code_version=CODE_VERSION["report"],
     conda:
         "../../envs/study.yaml"
@@ -20,20 +31,23 @@ rule aggregate:
 
 rule plot_curves:
     input:
-        training_metrics(),
+        downstream_metrics,
     output:
         report(
-            expand("results/figures/curves_{downstream}.png", downstream=DOWNSTREAM),
+            "results/figures/curves_{downstream}.png",
+            caption="../report/curves.rst",
             category="Convergence curves",
+            labels={"downstream": "{downstream}"},
         ),
     params:
-        jobs=training_jobs(),
+        jobs=downstream_jobs,
+        arch_order=ARCHS,
         # only plot_curves carries the plotting options: changing one redraws the figures alone
         plots=plot_params(),
         code_version=CODE_VERSION["report"],
     conda:
         "../../envs/study.yaml"
     log:
-        "logs/plot_curves/plot_curves.log",
+        "logs/plot_curves/{downstream}.log",
     script:
         "../scripts/plot_curves.py"

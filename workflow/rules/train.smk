@@ -2,6 +2,7 @@
 # same architecture from scratch. Each rule's params carry exactly the config values it uses, so
 # a config change re-runs only the jobs it affects. gpu=1 only counts GPUs for the scheduler
 # (`--resources gpu=N`); on a machine without a GPU and without that flag it limits nothing.
+# finetune and train_scratch are pretrain with other inputs, outputs and params.
 
 
 rule pretrain:
@@ -11,6 +12,7 @@ rule pretrain:
         checkpoint="results/pretrain/{upstream}/{arch}/seed{seed}/model.pt",
         sidecar="results/pretrain/{upstream}/{arch}/seed{seed}/model.json",
         metrics="results/pretrain/{upstream}/{arch}/seed{seed}/metrics.csv",
+        predictions="results/pretrain/{upstream}/{arch}/seed{seed}/predictions.npz",
     params:
         stage=stage_params("pretrain"),
         training=training_params(),
@@ -18,6 +20,8 @@ rule pretrain:
         resume="results/.resume/pretrain/{upstream}/{arch}/seed{seed}",
         init_from="scratch",
         save_optimizer=True,
+        # the paper's pretraining keeps the epoch of best unweighted mean per-class test F1
+        paper_metric="test_macro_f1",
         code_version=CODE_VERSION["train"],
     # Every fine-tune waits for its pretrained model: start those first.
     priority: 10
@@ -34,7 +38,7 @@ rule pretrain:
         "../scripts/train.py"
 
 
-rule finetune:
+use rule pretrain as finetune with:
     input:
         shard=downstream_shards,
         pretrained=rules.pretrain.output.checkpoint,
@@ -42,50 +46,41 @@ rule finetune:
         checkpoint="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/model.pt",
         sidecar="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/model.json",
         metrics="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/metrics.csv",
+        predictions="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/predictions.npz",
     params:
         stage=stage_params("finetune"),
         training=training_params(),
-        # not an output: Snakemake deletes the outputs of a failed job, the resume state must stay
         resume="results/.resume/finetune/{upstream}/{downstream}/{arch}/seed{seed}",
         init_from="pretrained",
+        # downstream models start nothing else: no Adam state (twice the model's size)
         save_optimizer=False,
+        paper_metric="test_f1",
         code_version=CODE_VERSION["train"],
-    threads: 1
-    resources:
-        gpu=1,
-    conda:
-        "../../envs/study.yaml"
+    priority: 0
     log:
         "logs/finetune/{upstream}/{downstream}/{arch}/seed{seed}.log",
     benchmark:
         "benchmarks/finetune/{upstream}/{downstream}/{arch}/seed{seed}.tsv"
-    script:
-        "../scripts/train.py"
 
 
-rule train_scratch:
+use rule pretrain as train_scratch with:
     input:
         shard=downstream_shards,
     output:
         checkpoint="results/scratch/{downstream}/{arch}/seed{seed}/model.pt",
         sidecar="results/scratch/{downstream}/{arch}/seed{seed}/model.json",
         metrics="results/scratch/{downstream}/{arch}/seed{seed}/metrics.csv",
+        predictions="results/scratch/{downstream}/{arch}/seed{seed}/predictions.npz",
     params:
         stage=stage_params("scratch"),
         training=training_params(),
-        # not an output: Snakemake deletes the outputs of a failed job, the resume state must stay
         resume="results/.resume/train_scratch/{downstream}/{arch}/seed{seed}",
         init_from="scratch",
         save_optimizer=False,
+        paper_metric="test_f1",
         code_version=CODE_VERSION["train"],
-    threads: 1
-    resources:
-        gpu=1,
-    conda:
-        "../../envs/study.yaml"
+    priority: 0
     log:
         "logs/train_scratch/{downstream}/{arch}/seed{seed}.log",
     benchmark:
         "benchmarks/train_scratch/{downstream}/{arch}/seed{seed}.tsv"
-    script:
-        "../scripts/train.py"

@@ -1,9 +1,9 @@
 """Index one extracted dataset (records, labels, split, parts) for its shard jobs."""
 
-from ecg_transfer import runlog, shards
+from ecg_transfer import prepare, runlog
 
 runlog.to_file(snakemake.log[0])
-shards.write_index(
+prepare.write_index(
     snakemake.wildcards.dataset,
     snakemake.input.root,
     snakemake.output.csv,

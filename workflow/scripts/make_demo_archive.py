@@ -7,6 +7,6 @@ demo.write_archive(
     snakemake.wildcards.dataset,
     snakemake.output[0],
     n_records=snakemake.params.n_records,
-    seed=snakemake.params.seed,
-    difficulty=snakemake.params.difficulty,
+    seed=snakemake.params.demo["seed"],
+    difficulty=snakemake.params.demo["difficulty"],
 )

@@ -1,9 +1,9 @@
 """Read and preprocess the records of one part of a dataset's index; write that shard part."""
 
-from ecg_transfer import runlog, shards
+from ecg_transfer import prepare, runlog
 
 runlog.to_file(snakemake.log[0])
-shards.make_part(
+prepare.make_part(
     snakemake.input.index,
     snakemake.input.meta,
     snakemake.input.root,

@@ -13,6 +13,7 @@ settings = train.settings_from_config(
     init_from=snakemake.params.init_from,
     threads=snakemake.threads,
     save_optimizer=snakemake.params.save_optimizer,
+    paper_metric=snakemake.params.paper_metric,
 )
 # --resources gpu=N only counts GPUs; claim_device picks which one (a lock-file slot per visible
 # GPU locally, CUDA_VISIBLE_DEVICES under SLURM, the CPU when there is none).
@@ -22,6 +23,7 @@ with gpu.claim_device() as device:
         replace(settings, device=device),
         metrics_path=snakemake.output.metrics,
         checkpoint_path=snakemake.output.checkpoint,
+        predictions_path=snakemake.output.predictions,
         pretrained=snakemake.input.get("pretrained"),
         resume_dir=snakemake.params.resume,
     )

@@ -11,7 +11,11 @@ releases and mirrors with different layouts work. Reading happens in two phases:
    a time, so shard jobs can fan out over parts of a dataset.
 
 `load(name, root, ...)` is both phases over the whole dataset, returning a `RecordSet`: (N, 12,
-T) float32 signals in STANDARD_LEADS order and a multi-hot label matrix.
+T) float32 signals and a multi-hot label matrix. The leads are in STANDARD_LEADS order, except
+under protocol "paper" for Ribeiro, whose HDF5 columns the paper fed as stored; `leads` (of the
+index's settings, and of the RecordSet) always says which order it is.
+
+`expected_count_warnings` compares a paper-protocol run's record counts with the paper's own.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from .common import (
     check_on_bad_record,
     preprocess,
 )
+from .counts import PAPER_COUNTS, PaperCounts, expected_count_warnings
 from .wfdb_io import read_record
 
 __all__ = [
@@ -50,11 +55,14 @@ __all__ = [
     "DROPPED",
     "NAMES",
     "OK",
+    "PAPER_COUNTS",
     "PROTOCOLS",
     "STANDARD_LEADS",
     "BadRecordError",
     "DatasetIndex",
+    "PaperCounts",
     "RecordSet",
+    "expected_count_warnings",
     "index",
     "load",
     "read",
@@ -94,12 +102,12 @@ def index(
     """
     if name not in _READERS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {list(NAMES)}")
-    settings = Settings.create(name, protocol, fs, seconds, scaling)
+    reader = _READERS[name]
+    settings = Settings.create(name, protocol, fs, seconds, scaling, reader.file_leads(name))
     check_on_bad_record(on_bad_record)
     path = Path(root)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: dataset root for {name!r} is not a directory")
-    reader = _READERS[name]
     builder = IndexBuilder(settings, path, reader.classes(name), on_bad_record)
     reader.index(path, builder)
     return builder.finish()
@@ -137,7 +145,8 @@ def _signal_reader(
     def read_exam(record_id: str, file: str) -> tuple[np.ndarray, float]:
         if file not in opened:  # one HDF5 file for the whole dataset: open it once
             opened[file] = stack.enter_context(ribeiro.open_tracings(idx.root, file))
-        return ribeiro.read_exam(opened[file], int(record_id)), ribeiro.NATIVE_FS
+        signal = ribeiro.read_exam(opened[file], int(record_id), idx.settings.leads)
+        return signal, ribeiro.NATIVE_FS
 
     return read_exam
 
@@ -159,11 +168,15 @@ def load(
     the middle ones, as the paper cut its zero padding equally from both ends); records shorter
     than that are left out and listed in `dropped`. `scaling=None` is the protocol's default for
     the dataset ("minmax" per record and lead onto [-1, 1] for CPSC2018, Georgia and Ribeiro,
-    "none", i.e. millivolts, for PTB-XL and PTB); "none" or "minmax" overrides it.
+    as sklearn's MinMaxScaler does it, a flat lead -1; "none", i.e. millivolts, for PTB-XL and
+    PTB); "none" or "minmax" overrides it. Missing samples of CPSC2018 and Georgia are filled
+    after scaling with the mean of their valid neighbours; Ribeiro's leads stay in the file's
+    order (I, II, III, aVL, aVF, aVR, V1-V6), as `leads` says.
 
     Protocol "sound" resamples with `scipy.signal.resample_poly` (any rational ratio, with an
-    anti-aliasing filter), interpolates missing samples linearly, merges the Challenge's
-    equivalent SNOMED-CT codes and keeps millivolts (scaling "none") for every dataset.
+    anti-aliasing filter; never up), interpolates missing samples linearly, merges the
+    Challenge's equivalent SNOMED-CT codes, puts every dataset's leads in STANDARD_LEADS order
+    and keeps millivolts (scaling "none") for every dataset.
 
     Bad records raise BadRecordError (naming the file and the reason) unless
     `on_bad_record="skip"`, which leaves them out and lists them in `quarantined`.
@@ -174,7 +187,7 @@ def load(
     table = idx.table
     ok = (table["status"] == OK).to_numpy()
     n = int(ok.sum())
-    signals = np.empty((n, len(STANDARD_LEADS), idx.settings.length), np.float32)
+    signals = np.empty((n, len(idx.leads), idx.settings.length), np.float32)
     keep = np.zeros(n, bool)
     kept = 0  # kept records fill `signals` from the front, so no second copy is needed
     dropped, quarantined = idx.left_out()
@@ -203,10 +216,22 @@ def load(
         classes=idx.classes,
         record_ids=rows["record_id"].tolist(),
         fs=idx.settings.fs,
-        leads=list(STANDARD_LEADS),
+        leads=idx.leads,
         patient_ids=patients,
         folds=rows["fold"].to_numpy(np.int64) if name == "ptbxl" else None,
         dropped=sorted(dropped),
         protocol=idx.settings.protocol.name,
         quarantined=sorted(quarantined),
     )
+
+
+def other_readers(name: str) -> list[str]:
+    """Dotted names of the reader modules that dataset `name`'s jobs import but never run.
+
+    The data stage's code hash leaves them out (``codehash.code_hash(..., exclude=...)``), so a
+    fix to the Georgia reader re-runs Georgia's shards and not PTB-XL's.
+    """
+    if name not in _READERS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {list(NAMES)}")
+    mine = _READERS[name]
+    return sorted({m.__name__ for m in _READERS.values() if m is not mine})

@@ -74,6 +74,12 @@ def classes(dataset: str) -> list[str]:
     return [name for name, _ in _DATASETS[dataset][0]]
 
 
+def file_leads(dataset: str) -> None:
+    """None: every header names its own leads, which `read_record` puts in STANDARD_LEADS order
+    (the order the Challenge's files use, so the paper's `wfdb.rdsamp` order too)."""
+    return None
+
+
 def index(root: Path, builder: IndexBuilder) -> None:
     """One row per `*.hea` under `root` (a `.mat` without its header is a bad record)."""
     settings = builder.settings

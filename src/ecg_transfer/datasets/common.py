@@ -19,6 +19,7 @@ import hashlib
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -108,12 +109,12 @@ def lead_indices(names: Sequence[str], source: object) -> list[int]:
 class RecordSet:
     """One dataset, preprocessed: what the training code consumes."""
 
-    signals: np.ndarray  # (N, 12, T) float32, STANDARD_LEADS order
+    signals: np.ndarray  # (N, 12, T) float32, leads in the order `leads` names
     labels: np.ndarray  # (N, C) uint8 multi-hot
     classes: list[str]  # label-column order
     record_ids: list[str]  # the dataset's own record names, sorted
     fs: float
-    leads: list[str]
+    leads: list[str]  # standard names, in the order of axis 1 of `signals`
     patient_ids: list[str] | None  # where the dataset has them, else None
     folds: np.ndarray | None  # PTB-XL strat_fold (N,), else None
     dropped: list[tuple[str, str]]  # (record_id, reason) for every record left out
@@ -151,7 +152,11 @@ def decimation_factor(native_fs: float, fs: float, source: object) -> int:
 
 
 def minmax(x: np.ndarray) -> np.ndarray:
-    """Each lead (last axis) mapped linearly onto [-1, 1]; a flat lead becomes zeros, not NaN."""
+    """Each lead (last axis) mapped linearly onto [-1, 1]; a flat lead becomes zeros, not NaN.
+
+    The `sound` protocol's minmax (only used when a config asks for it): a flat lead carries no
+    information, and 0 is the value that says so without biasing the input.
+    """
     lo = x.min(axis=-1, keepdims=True)
     span = x.max(axis=-1, keepdims=True) - lo
     flat = span == 0
@@ -159,18 +164,47 @@ def minmax(x: np.ndarray) -> np.ndarray:
     return np.where(flat, 0.0, scaled)
 
 
-def fill_nan(x: np.ndarray) -> np.ndarray:
-    """Missing samples take the previous valid value of their lead, or the next one at the start.
+def minmax_sklearn(x: np.ndarray) -> np.ndarray:
+    """Each lead (last axis) onto [-1, 1] exactly as the paper's notebooks did it.
 
-    Vectorised (no per-sample Python): forward fill through the running maximum of the indices of
-    valid samples, then the same on the time-reversed array for leading gaps. A lead with no valid
-    sample stays NaN, for the caller to report.
+    The notebooks call `MinMaxScaler((-1, 1)).fit_transform(record)` on each (samples, leads)
+    record, i.e. per record and lead. sklearn ignores NaN in the min and max and leaves NaN
+    samples NaN (the Georgia notebook fills them afterwards, see `fill_nan_neighbours`); a range
+    below 10 machine epsilons counts as flat and its scale as 1, so a flat lead becomes -1, not
+    0. Same arithmetic as sklearn (scale = 2 / range, offset = -1 - min * scale, x * scale +
+    offset), so the values agree to the last bit, not just within a tolerance.
     """
-    if not np.isnan(x).any():
+    with warnings.catch_warnings():  # a lead with no valid sample stays NaN, for the caller
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo = np.nanmin(x, axis=-1, keepdims=True)
+        hi = np.nanmax(x, axis=-1, keepdims=True)
+    span = hi - lo
+    eps = np.finfo(span.dtype).eps if np.issubdtype(span.dtype, np.floating) else 0.0
+    scale = 2.0 / np.where(span < 10 * eps, 1.0, span)
+    return x * scale + (-1.0 - lo * scale)
+
+
+def fill_nan_neighbours(x: np.ndarray) -> np.ndarray:
+    """Missing samples take the mean of the nearest valid sample on each side in their lead; at
+    the start or end of the window, the nearest valid sample. A lead with no valid sample stays
+    NaN, for the caller to report.
+
+    The Georgia notebook's rule: its `fill_nan` sets an isolated NaN to the mean of its two
+    neighbours, or to the one neighbour at the window's first or last sample; the runs of two
+    it leaves NaN it filled by hand with the same rule applied to the nearest valid samples
+    (a run at the start took the first valid sample, an inner run the mean of the valid samples
+    around it). This is that rule for any pattern, vectorised.
+    """
+    missing = np.isnan(x)
+    if not missing.any():
         return x
     flat = x.reshape(-1, x.shape[-1])
-    filled = _forward_fill(_forward_fill(flat)[:, ::-1])[:, ::-1]
-    return filled.reshape(x.shape)
+    before = _forward_fill(flat)  # nearest valid sample at or before t (NaN: none)
+    after = _forward_fill(flat[:, ::-1])[:, ::-1]  # nearest valid sample at or after t
+    both = (before + after) / 2.0
+    one = np.where(np.isnan(before), after, before)
+    filled = np.where(np.isnan(both), one, both)
+    return np.where(missing, filled.reshape(x.shape), x)
 
 
 def _forward_fill(a: np.ndarray) -> np.ndarray:
@@ -198,10 +232,16 @@ class Protocol:
     # (native rates a dataset offers, fs, source) -> the rate to read
     choose_native_fs: Callable[[Sequence[float], float, object], float]
     # True: NaN samples are linearly interpolated in every dataset, before resampling (a filter
-    # cannot run over NaN). False: the paper's rule, NaN in the kept samples filled from the
-    # neighbouring kept sample for the datasets in `fill_nan_datasets`, a bad record elsewhere.
+    # cannot run over NaN). False: the paper's rule, NaN in the kept samples filled after scaling
+    # from the neighbouring kept samples (`fill_nan_neighbours`) for the datasets in
+    # `fill_nan_datasets`, a bad record elsewhere.
     interpolate_missing: bool
     fill_nan_datasets: frozenset[str]
+    # scaling "minmax": (signal (..., T)) -> each lead onto [-1, 1]
+    minmax: Callable[[np.ndarray], np.ndarray]
+    # True: leads in the order the dataset's files store them, where that order is fixed for the
+    # whole dataset (Ribeiro's HDF5 columns), as the paper fed them; False: STANDARD_LEADS order.
+    file_lead_order: bool
     # SNOMED-CT code -> the code it is scored as (Challenge 2020 equivalence); empty: none merged
     equivalent_codes: Mapping[str, str]
     # whether the index hashes every record's raw signal bytes (needed to keep duplicates together)
@@ -255,15 +295,28 @@ def rational_ratio(native_fs: float, fs: float) -> tuple[int, int]:
     return ratio.numerator, ratio.denominator
 
 
+def no_upsampling(file: object, native_fs: float, fs: float, protocol: str) -> str:
+    """The one message every reader gives when a record's rate is below the requested fs."""
+    return (
+        f"{file}: native rate {native_fs:g} Hz is below the requested fs={fs:g} Hz; protocol "
+        f"{protocol!r} does not upsample (an upsampled record holds no band above "
+        f"{native_fs / 2:g} Hz); choose fs <= {native_fs:g}"
+    )
+
+
 def _sound_resample(x: np.ndarray, native_fs: float, fs: float, source: object) -> np.ndarray:
     # Polyphase resampling with scipy's default Kaiser-window anti-aliasing filter: any rational
     # ratio, and no aliasing of muscle noise or pacing spikes into the band the model sees.
+    # padtype="line": the filter sees the record continued by the line through its first and last
+    # samples, not by zeros, so a record with a DC offset does not ring at its edges.
     import scipy.signal
 
+    if fs > native_fs:
+        raise ValueError(no_upsampling(source, native_fs, fs, "sound"))
     up, down = rational_ratio(native_fs, fs)
     if up == down:
         return x
-    return scipy.signal.resample_poly(x, up, down, axis=-1)
+    return scipy.signal.resample_poly(x, up, down, axis=-1, padtype="line")
 
 
 def _sound_length(length: int, native_fs: float, fs: float) -> int:
@@ -273,14 +326,11 @@ def _sound_length(length: int, native_fs: float, fs: float) -> int:
 
 def _sound_native_fs(available: Sequence[float], fs: float, source: object) -> float:
     # The lowest copy that still holds the band up to fs/2: PTB-XL's 100 Hz copy for fs <= 100
-    # (PhysioNet made it by filtered downsampling), its 500 Hz copy above that.
+    # (PhysioNet made it by filtered downsampling), its 500 Hz copy above that. Above every copy,
+    # the highest: IndexBuilder.add then refuses to upsample it with the message every dataset
+    # gives, naming the record file.
     at_least = [native for native in sorted(available) if native >= fs]
-    if not at_least:
-        raise ValueError(
-            f"{source}: fs={fs:g} Hz is above every native rate {sorted(available)}; the sound "
-            "protocol does not upsample"
-        )
-    return at_least[0]
+    return at_least[0] if at_least else max(available)
 
 
 # Challenge 2020 scores each pair as one diagnosis (RBBB/CRBBB, PAC/SVPB, PVC/VPB).
@@ -302,6 +352,8 @@ PROTOCOLS: dict[str, Protocol] = {
         choose_native_fs=_paper_native_fs,
         interpolate_missing=False,
         fill_nan_datasets=frozenset({"cpsc2018", "georgia"}),
+        minmax=minmax_sklearn,
+        file_lead_order=True,
         equivalent_codes={},
         hash_records=False,
         default_val_size=0.0,
@@ -318,6 +370,8 @@ PROTOCOLS: dict[str, Protocol] = {
         choose_native_fs=_sound_native_fs,
         interpolate_missing=True,
         fill_nan_datasets=frozenset(),
+        minmax=minmax,
+        file_lead_order=False,
         equivalent_codes=EQUIVALENT_CODES,
         hash_records=True,
         default_val_size=0.1,
@@ -336,18 +390,31 @@ def get_protocol(name: str) -> Protocol:
 
 @dataclass(frozen=True)
 class Settings:
-    """A validated request: which dataset, under which protocol, at which rate and length."""
+    """A validated request: which dataset, under which protocol, at which rate and length.
+
+    `leads` is the order of the leads in every preprocessed record (standard names): the
+    shards and checkpoints carry it, so code downstream never has to assume STANDARD_LEADS.
+    """
 
     dataset: str
     protocol: Protocol
     fs: float
     length: int
     scaling: str
+    leads: tuple[str, ...] = STANDARD_LEADS
 
     @classmethod
     def create(
-        cls, dataset: str, protocol: str, fs: float, seconds: float, scaling: str | None
+        cls,
+        dataset: str,
+        protocol: str,
+        fs: float,
+        seconds: float,
+        scaling: str | None,
+        file_leads: Sequence[str] | None = None,
     ) -> Settings:
+        """`file_leads`: the standard names of the leads in the order the dataset's files store
+        them, where that order is fixed for the whole dataset (Ribeiro), else None."""
         proto = get_protocol(protocol)
         if not (math.isfinite(fs) and fs > 0):
             raise ValueError(f"fs must be a positive number of Hz, got {fs!r}")
@@ -360,7 +427,10 @@ class Settings:
             scaling = proto.default_scaling[dataset]
         if scaling not in SCALINGS:
             raise ValueError(f"unknown scaling {scaling!r}; expected None or one of {SCALINGS}")
-        return cls(dataset, proto, float(fs), length, scaling)
+        leads = STANDARD_LEADS
+        if proto.file_lead_order and file_leads is not None:
+            leads = _check_leads(file_leads, f"{dataset}'s file lead order")
+        return cls(dataset, proto, float(fs), length, scaling, leads)
 
     def describe(self) -> dict:
         """JSON-able form, enough for `from_description` (the index's meta file carries it)."""
@@ -370,12 +440,26 @@ class Settings:
             "fs": self.fs,
             "length": self.length,
             "scaling": self.scaling,
+            "leads": list(self.leads),
         }
 
     @classmethod
     def from_description(cls, d: Mapping) -> Settings:
         proto = get_protocol(d["protocol"])
-        return cls(d["dataset"], proto, float(d["fs"]), int(d["length"]), d["scaling"])
+        # An index written before `leads` was recorded was always in STANDARD_LEADS order.
+        leads = _check_leads(d.get("leads", STANDARD_LEADS), "index meta field settings.leads")
+        return cls(d["dataset"], proto, float(d["fs"]), int(d["length"]), d["scaling"], leads)
+
+
+def _check_leads(leads: Sequence[str], source: object) -> tuple[str, ...]:
+    """`leads` as a tuple, if it is the 12 standard names in some order."""
+    leads = tuple(leads)
+    if sorted(leads) != sorted(STANDARD_LEADS):
+        raise ValueError(
+            f"{source}: {list(leads)}; expected the 12 standard leads {list(STANDARD_LEADS)} "
+            "in some order"
+        )
+    return leads
 
 
 def check_on_bad_record(value: str) -> str:
@@ -446,6 +530,11 @@ class DatasetIndex:
     def record_ids(self) -> list[str]:
         return self.table["record_id"].tolist()
 
+    @property
+    def leads(self) -> list[str]:
+        """The order of the leads in every record `read` returns (what a shard must record)."""
+        return list(self.settings.leads)
+
     def has_patients(self) -> bool:
         return bool((self.table["patient_id"] != "").any())
 
@@ -474,6 +563,7 @@ class DatasetIndex:
             "dataset": self.dataset,
             "settings": self.settings.describe(),
             "classes": self.classes,
+            "leads": self.leads,
             "n_records": len(self.table),
             **{f"n_{s}": int(counts.get(s, 0)) for s in (OK, DROPPED, BAD)},
         }
@@ -533,8 +623,14 @@ class IndexBuilder:
         fold: int = -1,
         content_hash: str = "",
     ) -> None:
-        """A readable record; DROPPED with the reason when the protocol's window does not fit."""
+        """A readable record; DROPPED with the reason when the protocol's window does not fit.
+
+        A record below the requested rate stops the index (ValueError, whatever on_bad_record
+        says): no protocol upsamples, and the record is not damaged, the request is wrong.
+        """
         s = self.settings
+        if native_fs < s.fs:
+            raise ValueError(no_upsampling(file, native_fs, s.fs, s.protocol.name))
         status, reason = OK, ""
         out_length = s.protocol.resampled_length(native_length, native_fs, s.fs)
         if out_length < s.length:
@@ -625,23 +721,25 @@ class Preprocessed:
 def preprocess(
     signal: np.ndarray, native_fs: float, settings: Settings, record_id: str, file: object
 ) -> Preprocessed:
-    """Apply the protocol to one record (12 leads in STANDARD_LEADS order, millivolts).
+    """Apply the protocol to one record (12 leads in `settings.leads` order, millivolts).
 
     Infinite samples are always a bad record: no format stores them, so they mean corruption.
+    Under the paper's rule, missing samples are filled after the scaling, as the Georgia
+    notebook did (sklearn's MinMaxScaler ignores NaN in the min and max and keeps them NaN).
     """
     s = settings
     p = s.protocol
-    if signal.ndim != 2 or signal.shape[0] != len(STANDARD_LEADS):
+    if signal.ndim != 2 or signal.shape[0] != len(s.leads):
         raise BadRecordError(
             record_id, file, f"{signal.shape[0]} leads after reordering; expected 12"
         )
     if np.isinf(signal).any():
-        bad = [STANDARD_LEADS[i] for i in np.flatnonzero(np.isinf(signal).any(axis=-1))]
+        bad = [s.leads[i] for i in np.flatnonzero(np.isinf(signal).any(axis=-1))]
         raise BadRecordError(record_id, file, f"infinite samples in lead(s) {bad}")
     n_missing = 0
     if p.interpolate_missing:
         signal, n_missing = interpolate_nan(signal)
-        _check_no_nan(signal, record_id, file, " with no valid sample to interpolate from")
+        _check_no_nan(signal, s.leads, record_id, file, " with no valid sample to interpolate from")
     try:
         resampled = p.resample(signal, native_fs, s.fs, file)
     except ValueError as exc:
@@ -654,20 +752,23 @@ def preprocess(
             f"{resampled.shape[-1]} at {s.fs:g} Hz; {s.length} needed",
             n_missing,
         )
-    if not p.interpolate_missing:
-        if s.dataset in p.fill_nan_datasets:
-            n_missing = int(np.isnan(window).sum())
-            window = fill_nan(window)
-            _check_no_nan(window, record_id, file, " with no valid sample to fill from")
-        else:
-            _check_no_nan(window, record_id, file, "")
+    fill = not p.interpolate_missing and s.dataset in p.fill_nan_datasets
+    if fill:
+        n_missing = int(np.isnan(window).sum())
+    elif not p.interpolate_missing:
+        _check_no_nan(window, s.leads, record_id, file, "")
     if s.scaling == "minmax":
-        window = minmax(window)
+        window = p.minmax(window)
+    if fill and n_missing:
+        window = fill_nan_neighbours(window)
+        _check_no_nan(window, s.leads, record_id, file, " with no valid sample to fill from")
     return Preprocessed(np.asarray(window, dtype=np.float32), "", n_missing)
 
 
-def _check_no_nan(x: np.ndarray, record_id: str, file: object, detail: str) -> None:
+def _check_no_nan(
+    x: np.ndarray, leads: Sequence[str], record_id: str, file: object, detail: str
+) -> None:
     nan = np.isnan(x).any(axis=-1)
     if nan.any():
-        bad = [STANDARD_LEADS[i] for i in np.flatnonzero(nan)]
+        bad = [leads[i] for i in np.flatnonzero(nan)]
         raise BadRecordError(record_id, file, f"missing (NaN) samples in lead(s) {bad}{detail}")

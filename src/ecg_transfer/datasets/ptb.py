@@ -27,6 +27,12 @@ def classes(dataset: str) -> list[str]:
     return list(CLASSES)
 
 
+def file_leads(dataset: str) -> None:
+    """None: PTB's headers name the leads (i, ii, iii, avr, avl, avf, v1-v6, then
+    the Frank leads); `read_record` puts them in STANDARD_LEADS order, the files' own order."""
+    return None
+
+
 def index(root: Path, builder: IndexBuilder) -> None:
     """One row per record of PTB's `RECORDS` list (or, without one, every patient*/*.hea).
 

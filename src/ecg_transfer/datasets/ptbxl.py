@@ -29,6 +29,12 @@ def classes(dataset: str) -> list[str]:
     return list(CLASSES)
 
 
+def file_leads(dataset: str) -> None:
+    """None: PTB-XL's headers name the leads (I, II, III, AVR, AVL, AVF, V1-V6); `read_record`
+    puts them in STANDARD_LEADS order, the files' own order."""
+    return None
+
+
 def index(root: Path, builder: IndexBuilder) -> None:
     """One row per record of `ptbxl_database.csv`; record_ids are the zero-padded ecg_id
     ("00001"), the same whichever rate's files are read.

@@ -1,7 +1,15 @@
 """The CODE test set of Ribeiro et al. (2020): 827 exams annotated by cardiologists.
 
 `ecg_tracings.hdf5` holds one array `tracings` (exams x 4096 samples x 12 leads) at 400 Hz, each
-recording zero-padded to 4096 samples, leads in the order DI, DII, DIII, AVL, AVF, AVR, V1-V6.
+recording zero-padded to 4096 samples, leads in the order DI, DII, DIII, AVL, AVF, AVR, V1-V6 as
+the dataset's README says (data/README.md of antonior92/automatic-ecg-diagnosis, which describes
+Zenodo record 3625006; the pretrained models' README says the same of their input). That
+repository's main README said so too until its commit "Fix order of the leads" (f3fbd2f,
+2020-08-12) changed it to DI, DII, DIII, AVR, AVL, AVF; the data README was left as it was. Both
+cannot be right; FILE_LEADS follows the data README. The paper fed the columns as stored
+(`X[:, ::4, :]`), so protocol `paper` keeps them in that order (and says so in `leads`); `sound`
+puts them in STANDARD_LEADS order by these names.
+
 The values are kept in the file's unit: its README's "scale 1e-4V ... multiplied by 1000 to obtain
 V" contradicts itself, and the values (order 1) look like mV; the paper min-max scales anyway.
 `annotations/gold_standard.csv` has one row per exam (same order) with six 0/1 columns; the paper
@@ -10,7 +18,7 @@ added NORM for rows with none of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,7 +26,14 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .common import BadRecordError, IndexBuilder, hash_bytes, lead_indices
+from .common import (
+    STANDARD_LEADS,
+    BadRecordError,
+    IndexBuilder,
+    hash_bytes,
+    lead_indices,
+    standard_lead,
+)
 
 CLASSES = ("NORM", "1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
 FILE_LEADS = ("DI", "DII", "DIII", "AVL", "AVF", "AVR", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -27,11 +42,19 @@ NATIVE_FS = 400.0
 _TRACINGS = "ecg_tracings.hdf5"
 _GOLD = "gold_standard.csv"
 _CHUNK = 256  # exams read from the HDF5 file at a time, to bound memory
-_LEADS = lead_indices(FILE_LEADS, "Ribeiro's lead order")
+lead_indices(FILE_LEADS, "Ribeiro's lead order")  # all 12 standard leads, each once
+# The file's lead order in standard names: I, II, III, aVL, aVF, aVR, V1 ... V6.
+STORED_LEADS = tuple(standard_lead(name) or name for name in FILE_LEADS)
+_COLUMN = {lead: j for j, lead in enumerate(STORED_LEADS)}
 
 
 def classes(dataset: str) -> list[str]:
     return list(CLASSES)
+
+
+def file_leads(dataset: str) -> tuple[str, ...]:
+    """One lead order for every exam of the HDF5 file, so a protocol may keep it."""
+    return STORED_LEADS
 
 
 def index(root: Path, builder: IndexBuilder) -> None:
@@ -70,9 +93,15 @@ def index(root: Path, builder: IndexBuilder) -> None:
             )
 
 
-def read_exam(tracings: h5py.Dataset, i: int) -> np.ndarray:
-    """Exam `i` as (12, samples) float64 in STANDARD_LEADS order."""
-    return np.asarray(tracings[i], dtype=np.float64).T[_LEADS]
+def read_exam(
+    tracings: h5py.Dataset, i: int, leads: Sequence[str] = STANDARD_LEADS
+) -> np.ndarray:
+    """Exam `i` as (12, samples) float64, leads in the order `leads` names (standard names).
+
+    `leads` is the index's `settings.leads`: STORED_LEADS under the paper protocol (the columns
+    as stored), STANDARD_LEADS under sound.
+    """
+    return np.asarray(tracings[i], dtype=np.float64).T[[_COLUMN[lead] for lead in leads]]
 
 
 def _hashes(tracings: h5py.Dataset, path: Path) -> list[str | BadRecordError]:
