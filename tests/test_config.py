@@ -116,3 +116,23 @@ def test_unknown_dataset_in_downstream_stops_before_any_job(tmp_path):
     # The workdir has no config.yaml, so the --configfile is the whole config.
     assert out.returncode != 0
     assert "config key 'downstream' names dataset 'ribeiro'" in out.stderr + out.stdout
+
+
+def test_dry_run_of_the_sound_study_lists_the_same_grid(tmp_path):
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    out = subprocess.run(
+        [SNAKEMAKE, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
+         str(REPO / "config" / "sound.yaml")],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
+    assert (counts["pretrain"], counts["finetune"], counts["train_scratch"]) == (18, 72, 30)
+
+
+def test_the_paper_study_trains_on_all_of_train():
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert cfg["training"]["validation_fraction"] == 0
+    assert cfg["training"]["selection"] == "paper"
+    assert all(d["preprocess"]["protocol"] == "paper" for d in cfg["datasets"].values())

@@ -7,7 +7,17 @@ import time
 import numpy as np
 import pytest
 
-from ecg_transfer.splits import TEST, TRAIN, VAL, carve_validation, sound_split, units
+from ecg_transfer.splits import (
+    TEST,
+    TRAIN,
+    VAL,
+    SplitSpec,
+    assign_split,
+    carve_validation,
+    fold_split,
+    sound_split,
+    units,
+)
 
 
 def _multilabel(n: int, seed: int = 0) -> np.ndarray:
@@ -192,3 +202,37 @@ def test_carve_validation_errors_name_the_problem():
         carve_validation(np.zeros(3, np.uint8), np.zeros((4, 2)), 0.1, 0)
     with pytest.raises(ValueError, match="all 4 train records belong to one group"):
         carve_validation(np.zeros(4, np.uint8), np.zeros((4, 2)), 0.5, 0, groups=["p"] * 4)
+
+
+def test_fold_split_with_a_validation_fold_is_ptbxls_recommended_split():
+    folds = np.repeat(np.arange(1, 11), 5)
+    split, method = fold_split(folds, SplitSpec(test_fold=10, val_fold=9))
+    assert set(folds[split == TEST]) == {10}
+    assert set(folds[split == VAL]) == {9}
+    assert set(folds[split == TRAIN]) == set(range(1, 9))
+    assert "validation" in method
+    labels = np.zeros((50, 2), dtype=np.uint8)
+    same, _ = assign_split(SplitSpec(test_fold=10, val_fold=9), labels, protocol="sound",
+                           default_val_size=0.1, folds=folds)
+    assert np.array_equal(same, split)  # no extra validation carved on top of the fold
+
+
+def test_a_validation_fold_needs_a_test_fold_and_no_val_size():
+    with pytest.raises(ValueError, match=r"val_fold needs split\.test_fold"):
+        SplitSpec(val_fold=9)
+    with pytest.raises(ValueError, match="both 10"):
+        SplitSpec(test_fold=10, val_fold=10)
+    with pytest.raises(ValueError, match="not both"):
+        SplitSpec(test_fold=10, val_fold=9, val_size=0.1)
+
+
+def test_carve_validation_keeps_duplicated_signals_together():
+    n = 40
+    split = np.zeros(n, dtype=np.uint8)
+    labels = np.eye(2, dtype=np.uint8)[np.arange(n) % 2]
+    keys = [f"h{i // 4}" for i in range(n)]  # ten signals stored four times each
+    out = carve_validation(split, labels, 0.3, seed=0, duplicate_keys=keys)
+    for key in set(keys):
+        members = {int(out[i]) for i in range(n) if keys[i] == key}
+        assert len(members) == 1, key
+    assert (out == VAL).any()

@@ -461,3 +461,23 @@ def test_paper_pretraining_keeps_the_epoch_of_best_unweighted_mean_f1(tmp_path):
 def test_paper_metric_must_be_a_known_column():
     with pytest.raises(ValueError, match="paper_metric"):
         train.TrainSettings(arch="gru", epochs=1, batch_size=2, lr=0.1, paper_metric="auc")
+
+
+def test_pretraining_on_all_records_has_no_test_split_and_keeps_the_last_epoch(tmp_path):
+    shard = _shard(tmp_path / "toy.h5", n=64)
+    out, summary = _run(tmp_path, shard, "full", arch="gru", epochs=3, train_on="full",
+                        validation_fraction=0.0, paper_metric="test_macro_f1")
+    m = pd.read_csv(out / "metrics.csv")
+    assert m.test_f1.isna().all() and m.baseline_f1.isna().all()
+    assert summary["records"]["train"] == 64 and summary["records"]["test"] == 0
+    assert summary["best_epoch"] is None and summary["baseline_f1"] is None
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    assert ckpt["epoch"] == 3 and ckpt["criterion"] == "epoch"
+    assert len(train.read_predictions(out / "pred.npz")["record_ids"]) == 0
+    json.loads((out / "model.json").read_text())  # strict JSON: no NaN
+    # the tables show it without a test F1
+    from ecg_transfer.aggregate import collect
+
+    row = collect([{"regime": "pretrain", "upstream": "toy", "downstream": "toy",
+                    "arch": "gru", "seed": 0, "metrics": str(out / "metrics.csv")}]).iloc[0]
+    assert pd.isna(row.best_test_f1) and pd.isna(row.best_epoch)

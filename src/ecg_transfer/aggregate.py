@@ -30,6 +30,9 @@ __all__ = ["REGIMES", "SUMMARY_COLUMNS", "collect", "plot_curves", "write_tables
 #: empty, where a job had no validation split; a log may have more columns).
 REQUIRED_COLUMNS = tuple(c for c in EPOCH_COLUMNS
                          if c not in VALIDATION_COLUMNS and c != "test_macro_f1")
+#: Filled on every row, or all three empty on every row: a model pretrained on all records
+#: (``pretrain_split: full``) has no test split to score.
+TEST_COLUMNS = ("test_loss", "test_f1", "baseline_f1")
 REGIMES = ("scratch", "finetune", "pretrain")
 #: Columns of :func:`collect`'s result, in order.
 SUMMARY_COLUMNS = (
@@ -84,8 +87,12 @@ def _read_metrics(path: Path) -> pd.DataFrame:
         )
     if df.empty:
         raise ValueError(f"{path}: has a header but no epochs")
+    untested = all(df[c].isna().all() for c in TEST_COLUMNS)  # a job without a test split
     for col in REQUIRED_COLUMNS:
         values = pd.to_numeric(df[col], errors="coerce")
+        if untested and col in TEST_COLUMNS:
+            df[col] = values
+            continue
         if values.isna().any():
             row = int(values.isna().to_numpy().argmax()) + 2  # 1-based, after the header
             raise ValueError(f"{path}: column {col!r} has a missing or non-numeric value "
@@ -105,7 +112,7 @@ def _read_metrics(path: Path) -> pd.DataFrame:
     for col in ("test_f1", "baseline_f1", "val_f1"):
         if not df[col].dropna().between(0.0, 1.0).all():
             raise ValueError(f"{path}: column {col!r} must lie in [0, 1] (a fraction, not %)")
-    if df["baseline_f1"].nunique() != 1:
+    if df["baseline_f1"].nunique(dropna=False) != 1:
         raise ValueError(f"{path}: column 'baseline_f1' must hold the same value on every row")
     df["epoch"] = df["epoch"].astype(int)
     return df
@@ -168,9 +175,10 @@ def collect(jobs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
             "regime": job["regime"],
             "upstream": job["upstream"],
             "seed": job["seed"],
-            "best_test_f1": float(chosen["best_test_f1"]),
-            "best_epoch": chosen["best_epoch"],
-            "val_selected_test_f1": np.nan if chosen["val_selected_epoch"] is None
+            "best_test_f1": np.nan if chosen["best_epoch"] is None
+            else float(chosen["best_test_f1"]),
+            "best_epoch": pd.NA if chosen["best_epoch"] is None else chosen["best_epoch"],
+            "val_selected_test_f1": np.nan if chosen["val_selected_test_f1"] is None
             else float(chosen["val_selected_test_f1"]),
             "val_selected_epoch": pd.NA if chosen["val_selected_epoch"] is None
             else chosen["val_selected_epoch"],
@@ -180,6 +188,7 @@ def collect(jobs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
         })
     df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     df["val_selected_epoch"] = df["val_selected_epoch"].astype("Int64")
+    df["best_epoch"] = df["best_epoch"].astype("Int64")
     return df
 
 
@@ -209,6 +218,11 @@ def _cell(values: pd.Series) -> str:
     return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
 
 
+def _number(value: float) -> str:
+    """A table cell; `—` where there is no number (a job without a test split)."""
+    return "—" if pd.isna(value) else f"{value:.3f}"
+
+
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
@@ -232,7 +246,7 @@ def _downstream_table(df: pd.DataFrame, column: str, upstreams: list[str],
             ft = ft.dropna()
             delta = "—" if ft.empty or scratch.empty else f"{ft.mean() - scratch.mean():+.3f}"
             row += [_cell(ft), delta]
-        row.append(f"{sub['baseline_f1'].mean():.3f}")
+        row.append(_number(sub["baseline_f1"].mean()))
         rows.append(row)
     return _markdown_table(header, rows)
 
@@ -253,14 +267,16 @@ def _pretrain_section(df: pd.DataFrame, arch_order: Sequence[str]) -> str:
     parts = ["## Upstream pretraining\n\n"
              "The models that the fine-tuned ones start from, scored on each upstream dataset's "
              "own test split. Which epoch's weights were passed on is the config's "
-             "`training.selection`.\n"]
+             "`training.selection` (under `paper`, as in the paper's pretraining: the epoch of "
+             "best unweighted mean of per-class test F1). `—` for a model pretrained on all "
+             "records (`pretrain_split: full`), which has no test split left to score.\n"]
     for name, (_, label) in SELECTIONS.items():
         column = SELECTION_COLUMNS[name]
         rows = [[arch] + [_cell(df.loc[(df["arch"] == arch) & (df["downstream"] == d), column])
                           for d in datasets]
                 for arch in _arch_order(df["arch"].tolist(), arch_order)]
         rows.append(["constant baseline"] + [
-            f"{df.loc[df['downstream'] == d, 'baseline_f1'].mean():.3f}" for d in datasets
+            _number(df.loc[df["downstream"] == d, "baseline_f1"].mean()) for d in datasets
         ])
         parts.append(f"**{name.capitalize()} selection**: {label}.\n\n"
                      f"{_markdown_table(['arch', *datasets], rows)}\n")

@@ -132,17 +132,25 @@ def select_epochs(rows: Sequence[Mapping[str, float]]) -> dict[str, Any]:
     """Both selections' epochs and numbers from a job's per-epoch rows; ties go to the earliest.
 
     ``best_test_f1``/``best_epoch``: the paper's (maximum test F1, chosen on test itself, so
-    optimistic). ``val_selected_*``: the epoch with the best validation F1 and its test F1, an
-    honest held-out estimate; None without a validation split. The one definition of
+    optimistic); None without a test split (a model pretrained on all records).
+    ``val_selected_*``: the epoch with the best validation F1 and its test F1, an honest
+    held-out estimate; None without a validation split. The one definition of
     :data:`SELECTIONS` that the engine (which epoch's predictions to keep) and the tables use.
     """
-    paper = max(rows, key=lambda r: r["test_f1"])  # max() keeps the first of equal keys
-    out: dict[str, Any] = {"best_test_f1": paper["test_f1"], "best_epoch": int(paper["epoch"]),
+    out: dict[str, Any] = {"best_test_f1": None, "best_epoch": None,
                            "val_selected_epoch": None, "val_selected_val_f1": None,
                            "val_selected_test_f1": None}
-    scored = [r for r in rows if r["val_f1"] is not None and not math.isnan(r["val_f1"])]
+    tested = [r for r in rows if _number(r["test_f1"])]  # none: a job without a test split
+    if tested:
+        paper = max(tested, key=lambda r: r["test_f1"])  # max() keeps the first of equal keys
+        out.update(best_test_f1=paper["test_f1"], best_epoch=int(paper["epoch"]))
+    scored = [r for r in rows if _number(r["val_f1"])]
     if scored:
         val = max(scored, key=lambda r: r["val_f1"])
         out.update(val_selected_epoch=int(val["epoch"]), val_selected_val_f1=val["val_f1"],
-                   val_selected_test_f1=val["test_f1"])
+                   val_selected_test_f1=val["test_f1"] if _number(val["test_f1"]) else None)
     return out
+
+
+def _number(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)

@@ -264,7 +264,9 @@ class SplitSpec:
     """How a dataset is divided (the config's ``split`` section).
 
     The paper's is ``train_test_split(test_size=0.33, random_state=1)``. ``test_fold`` (PTB-XL)
-    uses the dataset's own ``strat_fold`` instead of a random test split. ``val_size`` is the
+    uses the dataset's own ``strat_fold`` instead of a random test split, and ``val_fold`` makes
+    another fold the validation split (PTB-XL's recommendation: folds 1-8 train, 9 validation,
+    10 test; every fold that is neither is train). ``val_size`` is the
     fraction of all records in the validation split, carved out of train; None is the protocol's
     default (paper: 0, the paper had none; sound: 0.1). ``stratify`` is the paper's option;
     sound always stratifies (iteratively, on the multi-label matrix).
@@ -274,7 +276,16 @@ class SplitSpec:
     random_state: int = 1
     stratify: bool = False
     test_fold: int | None = None
+    val_fold: int | None = None
     val_size: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.val_fold is not None and self.test_fold is None:
+            raise ValueError("split.val_fold needs split.test_fold (fold splits are PTB-XL's)")
+        if self.val_fold is not None and self.val_fold == self.test_fold:
+            raise ValueError(f"split.val_fold and split.test_fold are both {self.val_fold}")
+        if self.val_fold is not None and self.val_size:
+            raise ValueError("give split.val_fold or split.val_size, not both")
 
 
 def split_records(rs, spec: SplitSpec) -> tuple[np.ndarray, str]:
@@ -314,10 +325,16 @@ def fold_split(folds: np.ndarray | None, spec: SplitSpec) -> tuple[np.ndarray, s
             "strat_fold); remove test_fold from its split config"
         )
     split = np.full(len(folds), TRAIN, dtype=np.uint8)
-    split[np.asarray(folds) == spec.test_fold] = TEST
-    if not (split == TEST).any():
-        raise ValueError(f"split.test_fold={spec.test_fold}: no record is in that fold")
-    return split, f"strat_fold == {spec.test_fold} is test, the other folds train"
+    method = f"strat_fold == {spec.test_fold} is test"
+    for fold, code, key in ((spec.test_fold, TEST, "test_fold"), (spec.val_fold, VAL, "val_fold")):
+        if fold is None:
+            continue
+        split[np.asarray(folds) == fold] = code
+        if not (split == code).any():
+            raise ValueError(f"split.{key}={fold}: no record is in that fold")
+    if spec.val_fold is not None:
+        method += f", strat_fold == {spec.val_fold} validation"
+    return split, method + ", the other folds train"
 
 
 def assign_split(
@@ -342,7 +359,10 @@ def assign_split(
     """
     folds = None if folds is None else np.asarray(folds, dtype=np.int64)
     has_folds = folds is not None and bool((folds >= 0).any())
-    val_size = default_val_size if spec.val_size is None else spec.val_size
+    if spec.val_fold is not None:
+        val_size = 0.0  # the fold is the validation split
+    else:
+        val_size = default_val_size if spec.val_size is None else spec.val_size
     if protocol == "sound" and spec.test_fold is None:
         split = sound_split(
             labels, groups=groups, duplicate_keys=duplicate_keys,

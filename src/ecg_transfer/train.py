@@ -33,7 +33,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ INIT_FROM = ("scratch", "pretrained")
 #: The metrics.csv column the paper selection maximises for model.pt: weighted test F1 (the
 #: paper's downstream scripts) or the unweighted mean of per-class test F1 (its pretraining).
 PAPER_METRICS = ("test_f1", "test_macro_f1")
+TRAIN_ON = ("train", "full")
 STRATEGIES = ("full", "linear_probe", "discriminative")
 PRECISIONS = ("fp32", "bf16")
 #: The config keys of a stage section (``training.pretrain`` ...) and of ``training`` itself
@@ -96,6 +97,11 @@ class TrainSettings:
     # (paper-protocol shards); seeded by ``seed``. 0 trains on the whole train split, as the
     # paper did, and leaves only the paper selection.
     validation_fraction: float = 0.1
+    # train: the shard's train split; full: every record (train + validation + test), as the
+    # paper's CPSC2018/Georgia notebooks also prepared for pretraining. A job trained on full
+    # has no test split: its test columns are empty and model.pt holds the last epoch (the
+    # paper's train.py without a test set saved every tenth epoch, so kept its last).
+    train_on: str = "train"
     strategy: str = "full"  # only with init_from="pretrained"
     backbone_lr_factor: float = 0.1  # discriminative: backbone lr = lr * factor
     # fp32: float32 everywhere, TF32 matmuls/convolutions allowed on CUDA. bf16: bfloat16
@@ -104,8 +110,8 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         for name, allowed in (("init_from", INIT_FROM), ("selection", tuple(SELECTIONS)),
-                              ("paper_metric", PAPER_METRICS), ("strategy", STRATEGIES),
-                              ("precision", PRECISIONS)):
+                              ("paper_metric", PAPER_METRICS), ("train_on", TRAIN_ON),
+                              ("strategy", STRATEGIES), ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainSettings.{name} is {getattr(self, name)!r}; expected one "
                                  f"of {', '.join(allowed)}")
@@ -131,6 +137,7 @@ def settings_from_config(
     threads: int = 1,
     save_optimizer: bool = True,
     paper_metric: str = "test_f1",
+    train_on: str = "train",
 ) -> TrainSettings:
     """A job's settings from its config: ``training.<stage>`` and the study-wide ``training`` keys.
 
@@ -145,6 +152,7 @@ def settings_from_config(
                              f"known: {', '.join(known)}")
     return TrainSettings(arch=arch, seed=int(seed), init_from=init_from, threads=threads,
                          save_optimizer=save_optimizer, paper_metric=paper_metric,
+                         train_on=train_on,
                          **dict(stage), **dict(training))
 
 
@@ -242,7 +250,15 @@ def _file_identity(path: Path) -> list:
 
 
 def split_with_validation(shard: Shard, settings: TrainSettings, where: str) -> np.ndarray:
-    """The shard's split vector, with a validation split carved from train if it has none."""
+    """The shard's split vector, with a validation split carved from train if it has none.
+
+    With ``train_on="full"`` every record is train first (the shard's validation and test
+    records included), then validation is carved from them as for a shard without one.
+    """
+    if settings.train_on == "full":
+        log.info("train_on full: all %d records of the shard train; no test split",
+                 len(shard.split))
+        shard = replace(shard, split=np.full_like(shard.split, TRAIN))
     if (shard.split == VAL).any():
         log.info("using the shard's own validation split (%d records); "
                  "validation_fraction is not used", int((shard.split == VAL).sum()))
@@ -286,7 +302,7 @@ def load_data(shard_path: ShardPaths, settings: TrainSettings, device: torch.dev
                          f"training.validation_fraction is {settings.validation_fraction})")
     y_np = {k: shard.labels[split == k] for k in (TRAIN, VAL, TEST)}
     n = {k: len(v) for k, v in y_np.items()}
-    if n[TRAIN] == 0 or n[TEST] == 0:
+    if n[TRAIN] == 0 or (n[TEST] == 0 and settings.train_on != "full"):
         raise ValueError(f"{where}: empty train ({n[TRAIN]}) or test ({n[TEST]}) split")
     x = {k: torch.from_numpy(shard.signals[split == k]).to(device) for k in (TRAIN, VAL, TEST)}
     y = {k: torch.from_numpy(v.astype(np.float32)).to(device) for k, v in y_np.items()}
@@ -297,7 +313,8 @@ def load_data(shard_path: ShardPaths, settings: TrainSettings, device: torch.dev
             "scaling": getattr(shard, "scaling", None),
             "records": {"train": n[TRAIN], "val": n[VAL], "test": n[TEST]}}
     test_ids = [r for r, s in zip(shard.record_ids, split, strict=True) if s == TEST]
-    return JobData(x, y, y_np, test_ids, meta, constant_baseline_f1(y_np[TRAIN], y_np[TEST]))
+    baseline = constant_baseline_f1(y_np[TRAIN], y_np[TEST]) if n[TEST] else math.nan
+    return JobData(x, y, y_np, test_ids, meta, baseline)
 
 
 def init_model(settings: TrainSettings, data: JobData, pretrained: str | os.PathLike | None
@@ -426,8 +443,10 @@ def train(
 
 
 def _criterion(settings: TrainSettings) -> str:
-    """The metrics.csv column whose best epoch model.pt holds."""
-    return settings.paper_metric if settings.selection == "paper" else "val_f1"
+    """The metrics.csv column whose best epoch model.pt holds (``epoch``: the last one)."""
+    if settings.selection == "validation":
+        return "val_f1"
+    return "epoch" if settings.train_on == "full" else settings.paper_metric
 
 
 def run_epoch(model, optimizer, data: JobData, settings: TrainSettings, order_gen, epoch: int,
@@ -441,12 +460,13 @@ def run_epoch(model, optimizer, data: JobData, settings: TrainSettings, order_ge
                                  autocast)
     test_loss, test_probs = _score(model, loss_fn, data.x[TEST], data.y[TEST],
                                    settings.batch_size, autocast)
-    probs = test_probs.numpy()
+    probs, tested = test_probs.numpy(), len(test_probs) > 0
     row = dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss,
                val_f1=weighted_f1(data.y_np[VAL], val_probs.numpy()) if len(val_probs)
                else math.nan,
-               test_loss=test_loss, test_f1=weighted_f1(data.y_np[TEST], probs),
-               test_macro_f1=macro_f1(data.y_np[TEST], probs),
+               test_loss=test_loss,
+               test_f1=weighted_f1(data.y_np[TEST], probs) if tested else math.nan,
+               test_macro_f1=macro_f1(data.y_np[TEST], probs) if tested else math.nan,
                seconds=round(time.monotonic() - t0, 3), baseline_f1=data.baseline)
     return row, test_probs
 
@@ -472,10 +492,11 @@ def write_outputs(progress: Progress, config: dict, data: JobData, settings: Tra
     if predictions_path is not None:
         write_predictions(predictions_path, progress, data)
     chosen = select_epochs(progress.rows)
+    baseline = None if math.isnan(data.baseline) else data.baseline  # None: no test split
     summary = {
         **config, **chosen, "resumed_after_epoch": resumed_after, "checkpoint_epoch": best.epoch,
-        "checkpoint_criterion":
-        progress.criterion, "baseline_f1": data.baseline, "epochs_run": len(progress.rows),
+        "checkpoint_criterion": progress.criterion, "baseline_f1": baseline,
+        "epochs_run": len(progress.rows),
         # the same numbers, labelled for a reader of the sidecar
         "metrics": {
             "paper_selection": {"what": "best test F1 over epochs (chosen on test: optimistic)",
@@ -485,17 +506,18 @@ def write_outputs(progress: Progress, config: dict, data: JobData, settings: Tra
                                      "epoch": chosen["val_selected_epoch"],
                                      "val_f1": chosen["val_selected_val_f1"],
                                      "test_f1": chosen["val_selected_test_f1"]},
-            "constant_baseline_test_f1": data.baseline,
+            "constant_baseline_test_f1": baseline,
         },
     }
     with atomic_path(checkpoint_path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(summary, indent=2, allow_nan=False))
-    log.info("paper selection: best test F1 %.4f at epoch %d; validation selection: %s; "
-             "constant predictor %.4f; model.pt holds epoch %d (best %s)",
-             summary["best_test_f1"], summary["best_epoch"],
-             "none (no validation split)" if summary["val_selected_epoch"] is None else
-             f"test F1 {summary['val_selected_test_f1']:.4f} at epoch "
-             f"{summary['val_selected_epoch']}", data.baseline, best.epoch, progress.criterion)
+    log.info("paper selection: %s; validation selection: %s; constant predictor %s; "
+             "model.pt holds epoch %d (best %s)",
+             "none (no test split)" if chosen["best_epoch"] is None else
+             f"best test F1 {chosen['best_test_f1']:.4f} at epoch {chosen['best_epoch']}",
+             "none (no validation split)" if chosen["val_selected_epoch"] is None else
+             f"test F1 {chosen['val_selected_test_f1']} at epoch {chosen['val_selected_epoch']}",
+             baseline, best.epoch, progress.criterion)
     return summary
 
 

@@ -141,6 +141,10 @@ def on_bad_record(wildcards):
     return dataset_cfg(wildcards)["on_bad_record"]
 
 
+def pretrain_split(wildcards):
+    return config["datasets"][wildcards.upstream]["pretrain_split"]
+
+
 def data_code_version(wildcards):
     return DATA_CODE_VERSION[wildcards.dataset]
 

@@ -22,6 +22,8 @@ rule pretrain:
         save_optimizer=True,
         # the paper's pretraining keeps the epoch of best unweighted mean per-class test F1
         paper_metric="test_macro_f1",
+        # train: the upstream's train split; full: all its records (datasets.<name>)
+        train_on=pretrain_split,
         code_version=CODE_VERSION["train"],
     # Every fine-tune waits for its pretrained model: start those first.
     priority: 10
@@ -55,6 +57,7 @@ use rule pretrain as finetune with:
         # downstream models start nothing else: no Adam state (twice the model's size)
         save_optimizer=False,
         paper_metric="test_f1",
+        train_on="train",
         code_version=CODE_VERSION["train"],
     priority: 0
     log:
@@ -78,6 +81,7 @@ use rule pretrain as train_scratch with:
         init_from="scratch",
         save_optimizer=False,
         paper_metric="test_f1",
+        train_on="train",
         code_version=CODE_VERSION["train"],
     priority: 0
     log:

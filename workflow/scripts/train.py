@@ -14,6 +14,7 @@ settings = train.settings_from_config(
     threads=snakemake.threads,
     save_optimizer=snakemake.params.save_optimizer,
     paper_metric=snakemake.params.paper_metric,
+    train_on=snakemake.params.train_on,
 )
 # --resources gpu=N only counts GPUs; claim_device picks which one (a lock-file slot per visible
 # GPU locally, CUDA_VISIBLE_DEVICES under SLURM, the CPU when there is none).
