@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -117,6 +119,7 @@ def test_ribeiro_827_records_split_554_273_over_parts(tmp_path):
     write_ribeiro(tmp_path / "data", tracings, gold)
     meta, paths = _stages("ribeiro", tmp_path / "data", tmp_path, shard_size=300)
     assert meta["n_parts"] == 3 and (meta["n_train"], meta["n_test"]) == (554, 273)
+    assert meta["count_warnings"] == []  # the paper's own counts: nothing to warn about
     shard = read_shard(paths)
     assert shard.signals.shape == (827, 12, 1000)
     assert ((shard.split == TRAIN).sum(), (shard.split == TEST).sum()) == (554, 273)
@@ -224,3 +227,20 @@ def test_read_shard_of_parts_must_agree(tmp_path):
     both = read_shard([a, c])
     assert both.split.tolist() == [0, 0, 0, 1, 1] and len(both.record_ids) == 5
     assert both.labels.tolist() == [[1, 0], [0, 1], [1, 0], [0, 1], [0, 1]]
+
+
+def test_a_paper_run_whose_counts_differ_from_the_papers_says_so(tmp_path, caplog):
+    from test_datasets import write_ribeiro
+
+    rng = np.random.default_rng(0)
+    write_ribeiro(tmp_path / "data", rng.normal(size=(30, 4096, 12)).astype(np.float32),
+                  (rng.random((30, 6)) < 0.2).astype(int))
+    with caplog.at_level("WARNING", logger="ecg_transfer.prepare"):
+        meta, paths = _stages("ribeiro", tmp_path / "data", tmp_path)
+    assert any("30 records found" in w and "827" in w for w in meta["count_warnings"])
+    assert "827" in caplog.text
+    with h5py.File(paths[0]) as f:
+        assert json.loads(f.attrs["count_warnings"]) == meta["count_warnings"]
+    # another rate than the paper's is not the paper's setting: no comparison
+    meta, _ = _stages("ribeiro", tmp_path / "data", tmp_path / "fs50", fs=50)
+    assert meta["count_warnings"] == []
