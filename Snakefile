@@ -22,4 +22,5 @@ rule all:
     input:
         rules.aggregate.output,
         expand(rules.plot_curves.output[0], downstream=DOWNSTREAM),
+        [job["metrics"] for job in size_jobs()],
     default_target: True

@@ -101,6 +101,30 @@ def test_dry_run_of_the_paper_study_lists_the_paper_grid(tmp_path):
     assert counts["download"] == counts["index_dataset"] == 5
     assert counts["aggregate"] == 1
     assert counts["plot_curves"] == 5  # one figure per downstream dataset
+    # the paper's size sweep, counted apart: ResNet1d18 from Georgia and from scratch, 6 sizes
+    assert counts["finetune_size"] == counts["train_scratch_size"] == 6
+
+
+def test_with_an_empty_size_axis_no_size_job_exists(tmp_path):
+    cfg = _config()
+    cfg["size_axis"] = {}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    counts = _dry_run_counts(path, tmp_path)
+    assert "finetune_size" not in counts and "train_scratch_size" not in counts
+    assert (counts["pretrain"], counts["finetune"], counts["train_scratch"]) == (18, 72, 30)
+
+
+def test_a_size_axis_upstream_without_pretrained_models_is_an_error(tmp_path):
+    cfg = _config()
+    cfg["size_axis"]["upstream"] = ["ptb"]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        [SNAKEMAKE, "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(path)], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode != 0
+    assert "'size_axis.upstream' names 'ptb'" in out.stdout + out.stderr
 
 
 def test_unknown_dataset_in_downstream_stops_before_any_job(tmp_path):

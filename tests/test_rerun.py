@@ -30,11 +30,15 @@ INDEX_PER_DATASET = {"index_dataset": 1}
 REPORTS = {"aggregate": 1, "plot_curves": 2}
 # The tables, and the figure of the one downstream dataset a change touches
 REPORTS_ONE = {"aggregate": 1, "plot_curves": 1}
+# The size axis' jobs: one fine-tune and one scratch job (georgia, 10 records)
+FT_SIZE, SCRATCH_SIZE = {"finetune_size": 1}, {"train_scratch_size": 1}
+SIZES = {**FT_SIZE, **SCRATCH_SIZE}
 
 
 def base_config() -> dict:
+    # size axis: resnet1d18 from ptbxl and from scratch on 10 of georgia's train records
     return tiny_config(records=RECORDS, architectures=ARCHS, upstream=["ptbxl"],
-                       downstream=["georgia", "ptb"], epochs=1)
+                       downstream=["georgia", "ptb"], epochs=1, train_sizes={"georgia": [10]})
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +68,9 @@ def _set(path: str, value):
 # 2 archs: 2 pretrain (ptbxl), 4 finetune (ptbxl -> georgia, ptb), 4 scratch (georgia, ptb).
 ROWS = {
     "fine-tune learning rate": (_set("training.finetune.lr", 0.002),
-                                {"finetune": 4, **REPORTS}),
+                                {"finetune": 4, **FT_SIZE, **REPORTS}),
     "epochs of scratch training": (_set("training.scratch.epochs", 2),
-                                   {"train_scratch": 4, **REPORTS}),
+                                   {"train_scratch": 4, **SCRATCH_SIZE, **REPORTS}),
     # scaling is applied per shard part: the index stays, ptb's one part is rewritten
     "a preprocessing parameter of one dataset (per part)": (
         _set("datasets.ptb.preprocess.scaling", "minmax"),
@@ -76,9 +80,9 @@ ROWS = {
         _set("datasets.ptb.split.random_state", 2),
         {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **REPORTS_ONE}),
     "pretraining hyperparameter": (_set("training.pretrain.lr", 0.002),
-                                   {"pretrain": 2, "finetune": 4, **REPORTS}),
+                                   {"pretrain": 2, "finetune": 4, **FT_SIZE, **REPORTS}),
     "add a seed": (_set("seeds", [0, 1]),
-                   {"pretrain": 2, "finetune": 4, "train_scratch": 4, **REPORTS}),
+                   {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **REPORTS}),
     "add an architecture": (_set("architectures", [*ARCHS, "lstm"]),
                             {"pretrain": 1, "finetune": 2, "train_scratch": 2, **REPORTS}),
     "add a downstream dataset": (_set("downstream", ["georgia", "ptb", "ribeiro"]),
@@ -86,6 +90,9 @@ ROWS = {
                                   "train_scratch": 2, **REPORTS_ONE}),
     "remove an architecture": (_set("architectures", ["resnet1d18"]), REPORTS),
     "a plotting option": (_set("plots.dpi", 72), {"plot_curves": 2}),
+    # the size axis: a new size is two new jobs, nothing else
+    "add a training size": (_set("size_axis.train_sizes", {"georgia": [10, 15]}), SIZES),
+    "another subset seed": (_set("size_axis.subset_seed", 1), SIZES),
 }
 
 
@@ -123,17 +130,17 @@ def _edit(package: Path, module: str) -> None:
 
 
 CODE_ROWS = {
-    "train.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **REPORTS},
-    "metrics.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **REPORTS},
+    "train.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **REPORTS},
+    "metrics.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **REPORTS},
     # every dataset's index and shard (ptbxl, georgia, ptb) and everything after them
     "shards.py": {"index_dataset": 3, "pretrain": 2, "finetune": 4,
-                  "train_scratch": 4, **REPORTS},
+                  "train_scratch": 4, **SIZES, **REPORTS},
     "prepare.py": {"index_dataset": 3, "pretrain": 2, "finetune": 4,
-                   "train_scratch": 4, **REPORTS},
+                   "train_scratch": 4, **SIZES, **REPORTS},
     # A reader re-runs only its own datasets' data stages and what is trained on them: the
     # training stage's code does not include the readers, nor does another dataset's data stage.
     "datasets/ptb.py": {"index_dataset": 1, "finetune": 2, "train_scratch": 2, **REPORTS_ONE},
-    "datasets/challenge.py": {"index_dataset": 1, "finetune": 2, "train_scratch": 2,
+    "datasets/challenge.py": {"index_dataset": 1, "finetune": 2, "train_scratch": 2, **SIZES,
                               **REPORTS_ONE},
     "aggregate.py": REPORTS,
 }

@@ -27,8 +27,13 @@ def tiny_config(*, records: Mapping[str, int] = RECORDS,
                 architectures: Sequence[str] = ("resnet1d18", "gru"),
                 upstream: Sequence[str] = ("ptbxl", "cpsc2018"),
                 downstream: Sequence[str] = ("georgia", "ptb", "ribeiro"),
-                epochs: int = 2) -> dict:
-    """The demo study shrunk: 4 s at 50 Hz, ``records`` per mirror, ``epochs`` per regime."""
+                epochs: int = 2, train_sizes: Mapping[str, Sequence[float]] | None = None
+                ) -> dict:
+    """The demo study shrunk: 4 s at 50 Hz, ``records`` per mirror, ``epochs`` per regime.
+
+    ``train_sizes`` is the size axis (the first architecture, fine-tuned from the first
+    upstream); none by default.
+    """
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     # config/demo.yaml is merged over config.yaml; its dataset entries are complete.
     cfg.update(yaml.safe_load((REPO / "config" / "demo.yaml").read_text()))
@@ -41,6 +46,9 @@ def tiny_config(*, records: Mapping[str, int] = RECORDS,
     cfg["downstream"] = list(downstream)
     stage = {"epochs": epochs, "batch_size": 16, "lr": 0.001}
     cfg["training"] = {k: dict(stage) for k in ("pretrain", "finetune", "scratch")}
+    cfg["size_axis"] = {"train_sizes": {k: list(v) for k, v in (train_sizes or {}).items()},
+                        "architectures": list(architectures[:1]),
+                        "upstream": list(upstream[:1])}
     return cfg
 
 

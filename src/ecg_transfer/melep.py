@@ -22,11 +22,12 @@ step: the joint from ``dummy_probas`` and ``1 - dummy_probas`` summed over the r
 ``true_labels[:, y] == 0`` or ``== 1`` and divided by N; ``P_y_given_z = P_yz / P_z``; the mean
 of the log over records; ``melep.append(-np.average(melep_this_y))``; and
 ``np.average(melep, weights=target_weights)`` with ``target_weights = y.sum(axis=0)/N``. So the
-weights are each label's prevalence and ``np.average`` divides by their sum (which exceeds 1
-when records carry several labels). tests/test_melep.py runs a transcription of that code on
-random inputs and agrees to float32 precision (their 2 x 2 joint is a ``torch.zeros`` float32
-table; here everything is float64). The paper's own equations could not be read in full when
-this was written; its abstract-level description (lower score = better transfer) matches.
+weights are each label's prevalence, and ``np.average`` divides by their sum, which is not 1 in
+general (a record carries zero, one or several labels). tests/test_melep.py runs a
+transcription of that code on random inputs and agrees to float32 precision (their 2 x 2 joint
+is a ``torch.zeros`` float32 table; here everything is float64). The paper's own equations
+could not be read in full when this was written; its published summary (a score that falls
+as transferability rises) matches the sign.
 
 Two degenerate cases:
 

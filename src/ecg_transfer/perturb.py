@@ -21,9 +21,11 @@ This is not the MIT-BIH Noise Stress Test's SNR. Its ``nst`` (WFDB ``app/nst.c``
 signal power from the QRS peak-to-peak amplitude A, S = A²/8 (``nsr = 10^(-snr/20) * sqrt(2)/4``,
 A measured by ``sigamp -a`` within ±50 ms of annotated normal beats), and the noise power from
 RMS amplitudes in 1-s windows each with its mean removed (``sigamp -r``). That needs beat
-annotations the 12-lead test sets do not have, and the 1-s mean removal hides most of the power
-of a wander below 0.5 Hz. Because an ECG is spiky, A²/8 is several times its variance, so an
-NSTDB level of x dB is roughly a harsher x - 5 to x - 10 dB here (an estimate, not a conversion).
+annotations the 12-lead test sets do not have, and the 1-s mean removal hides much of the power
+of a wander below 0.5 Hz. Because an ECG is spiky, A²/8 exceeds its variance: on ten PTB-XL
+records (A taken as the median range of 1-s windows, a stand-in for annotated beats) by 6-9 dB
+per record (median over leads). So an NSTDB level of x dB is roughly x - 7 dB here, a harsher
+number for the same noise (an estimate, not a conversion).
 
 Nor are these neurokit2's ``signal_distort`` levels, which are amplitudes relative to the
 signal's standard deviation rather than SNRs, and which at this study's 100 Hz and 10 s would
@@ -35,19 +37,18 @@ is not used, nor needed: each kind below is a few lines of numpy.
 **Kinds** (:data:`LEVELS` holds a default grade of levels for each):
 
 * ``baseline_wander`` (level: SNR in dB): three sinusoids per record with frequencies drawn
-  uniformly from 0.05-0.5 Hz (respiration, slow body movement; below the 0.5-0.67 Hz that ECG
-  high-pass filters start at) and random phases, shared by the leads of a record (one cause),
-  mixed with random weights per lead.
+  uniformly from 0.05-0.5 Hz (respiration, about 0.15-0.5 Hz, and slower body movement) and
+  random phases, shared by the leads of a record (one cause), mixed with random weights per
+  lead.
 * ``powerline`` (SNR in dB): the mains fundamental (``line_hz`` 50 or 60 Hz, no harmonics) with
   a random phase per record and a random polarity per lead. Sampled at ``fs`` with no
   anti-aliasing filter it appears at the aliased frequency |f - fs·round(f/fs)|
   (:func:`aliased_frequency`): at fs = 100 Hz, 60 Hz shows as 40 Hz and 50 Hz lands exactly on
   the Nyquist frequency, where a sampled sinusoid keeps only cos(phase) of its amplitude: the
-  phase 0 is used there, i.e. an alternating +A, -A. A real 100 Hz record made by decimating a
-  500 Hz one through a low-pass filter (as PTB-XL's ``records100`` are made from
-  ``records500``) holds no mains interference, so at 100 Hz this is a synthetic narrow-band
-  stress at the aliased frequency, not a replica of a recorder's artefact; at fs = 500 Hz it is
-  the real frequency.
+  phase 0 is used there, i.e. an alternating +A, -A. A real record downsampled to 100 Hz
+  through an anti-aliasing low-pass filter holds no mains interference at all, so at 100 Hz
+  this is a synthetic narrow-band stress at the aliased frequency, not a replica of a
+  recorder's artefact; at fs = 500 Hz it is at the real frequency.
 * ``emg`` (SNR in dB): Gaussian white noise band-limited to 20 Hz-fs/2 by zeroing its Fourier
   coefficients outside the band (exact, zero-phase). Muscle noise spans about 20-500 Hz; at
   fs = 100 Hz only its 20-50 Hz part can exist in the record, and that is what is added.

@@ -28,12 +28,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SPLIT_NAMES", "TEST", "TRAIN", "VAL", "SplitSpec", "assign_split",
-           "carve_validation", "fold_split", "paper_split", "sound_split", "split_records",
-           "units"]
+__all__ = ["SPLIT_NAMES", "TEST", "TRAIN", "UNUSED", "VAL", "SplitSpec", "assign_split",
+           "carve_validation", "fold_split", "nested_subset", "paper_split", "sound_split",
+           "split_records", "stratified_order", "subset_size", "units"]
 
 SPLIT_NAMES = ("train", "test", "val")
 TRAIN, TEST, VAL = 0, 1, 2
+#: Train records a size-axis job leaves out (:func:`nested_subset`); never stored in a shard.
+UNUSED = 255
 
 
 def units(
@@ -404,3 +406,89 @@ def _stratification_groups(labels: np.ndarray) -> np.ndarray:
         values, c = np.unique(groups[groups != "rare"], return_counts=True)
         groups[groups == "rare"] = values[np.argmax(c)]
     return groups
+
+
+# --- the dataset-size axis ----------------------------------------------------------------------
+
+
+def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded order of the records whose every prefix is a label-stratified subset.
+
+    The size axis trains on the first n records of this order for several n, so the subsets
+    are nested (a smaller one is contained in every larger one) and each keeps the label
+    proportions of the whole. Records are grouped by their rarest positive label (records
+    without a label form their own group), as iterative stratification deals with the rarest
+    label first. The groups are interleaved by Tijdeman's rule for the chairman assignment
+    problem (R. Tijdeman, "The chairman assignment problem", Discrete Mathematics 1980): at each
+    position n, among the groups at least ``s = 1 / (2G - 2)`` behind ``n * share``, the one
+    whose next member is most overdue, ``(taken + 1 - s) / share``, which keeps every prefix of n records within ``1 - s`` (< 1) record of
+    ``n * share`` for every group. So each class's rarest-label group is within one record of
+    its share in every subset. Within a group the same rule orders the records by the other
+    labels (recursively; at the end, randomly and seeded), so a common class collects at most
+    the rounding of each group it appears in, not sampling noise.
+    """
+    y = _as_label_matrix(labels)
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    prevalence = y.sum(axis=0)
+    if y.shape[1]:
+        masked = np.where(y > 0, prevalence[None, :], np.iinfo(np.int64).max)
+        group = np.where(y.any(axis=1), masked.argmin(axis=1), -1)
+    else:
+        group = np.full(n, -1)
+    names = rng.permutation(np.unique(group))  # ties go to a random group, not the first label
+    members = []
+    for g in names:
+        idx = np.flatnonzero(group == g)
+        # within a group, the same rule on the labels other than the group's own, so that
+        # common labels are stratified too (recursion ends when no label is left)
+        rest = np.delete(y[idx], g, axis=1) if g >= 0 else y[idx][:, :0]
+        inner = stratified_order(rest, int(rng.integers(2**32))) if rest.shape[1] else \
+            rng.permutation(len(idx))
+        members.append(list(idx[inner]))
+    sizes = np.array([len(m) for m in members], dtype=float)
+    share = sizes / max(n, 1)
+    slack = 1.0 / (2 * (len(names) - 1)) if len(names) > 1 else 0.0
+    taken = np.zeros(len(names))
+    order = np.empty(n, dtype=np.int64)
+    for position in range(n):
+        # eligible: groups at least `slack` behind their share; of those, the most overdue
+        eligible = (taken < sizes) & ((position + 1) * share - taken >= slack - 1e-12)
+        if not eligible.any():
+            eligible = taken < sizes
+        due = np.where(eligible, (taken + 1 - slack) / share, np.inf)
+        g = int(np.argmin(due))
+        order[position] = members[g][int(taken[g])]
+        taken[g] += 1
+    return order
+
+
+def subset_size(size: float, n_available: int, where: str) -> int:
+    """Records in a training subset: ``size`` is a count (>= 1) or a fraction (0 < size < 1)."""
+    if isinstance(size, bool) or not isinstance(size, int | float) or size <= 0:
+        raise ValueError(f"{where}: training size {size!r} must be a count >= 1 or a fraction "
+                         "in (0, 1)")
+    n = round(size * n_available) if size < 1 else int(size)
+    if size >= 1 and size != int(size):
+        raise ValueError(f"{where}: training size {size} is neither a whole count nor a "
+                         "fraction below 1")
+    if n > n_available:
+        raise ValueError(f"{where}: training size {size} exceeds the {n_available} training "
+                         "records available")
+    return max(n, 1)
+
+
+def nested_subset(split: np.ndarray, labels: np.ndarray, size: float, seed: int,
+                  where: str = "train_sizes") -> np.ndarray:
+    """A copy of ``split`` in which only a stratified, nested subset of TRAIN keeps training.
+
+    The other train records get :data:`UNUSED`; test and validation never change, so every
+    size is scored on the same records. ``size`` is a count or a fraction of TRAIN.
+    """
+    split = np.asarray(split)
+    train = np.flatnonzero(split == TRAIN)
+    n = subset_size(size, len(train), where)
+    order = stratified_order(np.asarray(labels)[train], seed)
+    out = split.astype(np.uint8, copy=True)
+    out[train[order[n:]]] = UNUSED
+    return out

@@ -52,7 +52,7 @@ from ecg_transfer.metrics import (
     weighted_f1,
 )
 from ecg_transfer.shards import Shard, read_shard
-from ecg_transfer.splits import TEST, TRAIN, VAL, carve_validation
+from ecg_transfer.splits import TEST, TRAIN, VAL, carve_validation, nested_subset
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,11 @@ class TrainSettings:
     # has no test split: its test columns are empty and model.pt holds the last epoch (the
     # paper's train.py without a test set saved every tenth epoch, so kept its last).
     train_on: str = "train"
+    # The dataset-size axis: train on a nested, label-stratified subset of this many train
+    # records (a count, or a fraction below 1), drawn with ``subset_seed`` (fixed across the
+    # job seeds, so every seed sees the same records). None: all of train.
+    train_size: float | None = None
+    subset_seed: int = 0
     strategy: str = "full"  # only with init_from="pretrained"
     backbone_lr_factor: float = 0.1  # discriminative: backbone lr = lr * factor
     # fp32: float32 everywhere, TF32 matmuls/convolutions allowed on CUDA. bf16: bfloat16
@@ -138,6 +143,8 @@ def settings_from_config(
     save_optimizer: bool = True,
     paper_metric: str = "test_f1",
     train_on: str = "train",
+    train_size: float | None = None,
+    subset_seed: int = 0,
 ) -> TrainSettings:
     """A job's settings from its config: ``training.<stage>`` and the study-wide ``training`` keys.
 
@@ -152,7 +159,7 @@ def settings_from_config(
                              f"known: {', '.join(known)}")
     return TrainSettings(arch=arch, seed=int(seed), init_from=init_from, threads=threads,
                          save_optimizer=save_optimizer, paper_metric=paper_metric,
-                         train_on=train_on,
+                         train_on=train_on, train_size=train_size, subset_seed=subset_seed,
                          **dict(stage), **dict(training))
 
 
@@ -296,6 +303,12 @@ def load_data(shard_path: ShardPaths, settings: TrainSettings, device: torch.dev
     where = _shard_label(shard_path)
     shard = read_shard(shard_path)
     split = split_with_validation(shard, settings, where)
+    if settings.train_size is not None:
+        # after validation is carved: validation and test are the same records at every size
+        split = nested_subset(split, shard.labels, settings.train_size, settings.subset_seed,
+                              f"{where}: train_size")
+        log.info("size axis: %d of the train records (train_size %s, subset seed %d)",
+                 int((split == TRAIN).sum()), settings.train_size, settings.subset_seed)
     if settings.selection == "validation" and not (split == VAL).any():
         raise ValueError(f"{where}: training.selection is 'validation' but there is no "
                          "validation split (the shard has none and "

@@ -46,6 +46,32 @@ for _key in ("upstream", "downstream"):
 
 FINETUNE_PAIRS = [(u, d) for u in UPSTREAM for d in DOWNSTREAM if u != d]
 
+# The dataset-size axis (config key size_axis): its own rules, so the main grid keeps the
+# paper's job counts; architectures and upstream datasets default to the main grid's.
+SIZE_AXIS = config["size_axis"]
+TRAIN_SIZES = {d: list(sizes) for d, sizes in SIZE_AXIS["train_sizes"].items() if sizes}
+SIZE_ARCHS = list(SIZE_AXIS.get("architectures", ARCHS))
+SIZE_UPSTREAM = list(SIZE_AXIS.get("upstream", UPSTREAM))
+
+for _name in TRAIN_SIZES:
+    if _name not in config["datasets"]:
+        raise ValueError(
+            f"config key 'size_axis.train_sizes' names dataset '{_name}', which has no entry "
+            f"under 'datasets' (defined: {', '.join(DATASETS)})"
+        )
+for _name in SIZE_UPSTREAM:
+    if TRAIN_SIZES and _name not in UPSTREAM:
+        raise ValueError(
+            f"config key 'size_axis.upstream' names '{_name}', which is not in 'upstream' "
+            f"(pretrained models exist for: {', '.join(UPSTREAM)})"
+        )
+for _name in SIZE_ARCHS:
+    if TRAIN_SIZES and _name not in ARCHS:
+        raise ValueError(
+            f"config key 'size_axis.architectures' names '{_name}', which is not in "
+            f"'architectures' ({', '.join(ARCHS)})"
+        )
+
 
 # With a cluster executor (workflow/profiles/slurm) these run on the submitting node: compute
 # nodes often have no internet, and the reports take seconds, less than a queue slot.
@@ -67,6 +93,9 @@ wildcard_constraints:
     downstream=_alternatives(DOWNSTREAM),
     arch=_alternatives(ARCHS),
     seed=r"\d+",
+    size=_alternatives(str(v) for sizes in TRAIN_SIZES.values() for v in sizes).replace(
+        ".", r"\."
+    ),
     fmt="zip|tar",
     part=r"\d+",
 
@@ -218,3 +247,31 @@ def downstream_jobs(wildcards):
 
 def downstream_metrics(wildcards):
     return [job["metrics"] for job in training_jobs(wildcards.downstream)]
+
+
+def size_value(wildcards):
+    """The size wildcard as the config wrote it: a record count or a fraction."""
+    for value in TRAIN_SIZES[wildcards.downstream]:
+        if str(value) == wildcards.size:
+            return value
+    raise ValueError(
+        f"size {wildcards.size} is not in size_axis.train_sizes.{wildcards.downstream}"
+    )
+
+
+def subset_seed():
+    return SIZE_AXIS["subset_seed"]
+
+
+def size_jobs():
+    """Every job of the size axis, labelled like training_jobs() plus its size."""
+    jobs = []
+    for down, sizes in TRAIN_SIZES.items():
+        for size, arch, seed in ((v, a, s) for v in sizes for a in SIZE_ARCHS for s in SEEDS):
+            where = dict(downstream=down, arch=arch, seed=seed, size=size)
+            jobs.append(dict(regime="scratch", upstream=None, **where,
+                             metrics=rules.train_scratch_size.output.metrics.format(**where)))
+            for up in (u for u in SIZE_UPSTREAM if u != down):
+                metrics = rules.finetune_size.output.metrics.format(upstream=up, **where)
+                jobs.append(dict(regime="finetune", upstream=up, **where, metrics=metrics))
+    return jobs

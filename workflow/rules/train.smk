@@ -88,3 +88,54 @@ use rule pretrain as train_scratch with:
         "logs/train_scratch/{downstream}/{arch}/seed{seed}.log",
     benchmark:
         "benchmarks/train_scratch/{downstream}/{arch}/seed{seed}.tsv"
+
+
+# The dataset-size axis (config key size_axis): the same jobs on nested subsets of a downstream
+# set's train split, under results/sizes/; `{size}` is a record count or a fraction.
+use rule finetune as finetune_size with:
+    input:
+        shard=downstream_shards,
+        pretrained=rules.pretrain.output.checkpoint,
+    output:
+        checkpoint="results/sizes/finetune/{upstream}/{downstream}/{arch}/n{size}/seed{seed}/model.pt",
+        sidecar="results/sizes/finetune/{upstream}/{downstream}/{arch}/n{size}/seed{seed}/model.json",
+        metrics="results/sizes/finetune/{upstream}/{downstream}/{arch}/n{size}/seed{seed}/metrics.csv",
+        predictions="results/sizes/finetune/{upstream}/{downstream}/{arch}/n{size}/seed{seed}/predictions.npz",
+    params:
+        stage=stage_params("finetune"),
+        training=training_params(),
+        resume="results/.resume/finetune_size/{upstream}/{downstream}/{arch}/n{size}/seed{seed}",
+        init_from="pretrained",
+        save_optimizer=False,
+        paper_metric="test_f1",
+        train_on="train",
+        train_size=size_value,
+        subset_seed=subset_seed(),
+        code_version=CODE_VERSION["train"],
+    log:
+        "logs/finetune_size/{upstream}/{downstream}/{arch}/n{size}/seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune_size/{upstream}/{downstream}/{arch}/n{size}/seed{seed}.tsv"
+
+
+use rule train_scratch as train_scratch_size with:
+    output:
+        checkpoint="results/sizes/scratch/{downstream}/{arch}/n{size}/seed{seed}/model.pt",
+        sidecar="results/sizes/scratch/{downstream}/{arch}/n{size}/seed{seed}/model.json",
+        metrics="results/sizes/scratch/{downstream}/{arch}/n{size}/seed{seed}/metrics.csv",
+        predictions="results/sizes/scratch/{downstream}/{arch}/n{size}/seed{seed}/predictions.npz",
+    params:
+        stage=stage_params("scratch"),
+        training=training_params(),
+        resume="results/.resume/train_scratch_size/{downstream}/{arch}/n{size}/seed{seed}",
+        init_from="scratch",
+        save_optimizer=False,
+        paper_metric="test_f1",
+        train_on="train",
+        train_size=size_value,
+        subset_seed=subset_seed(),
+        code_version=CODE_VERSION["train"],
+    log:
+        "logs/train_scratch_size/{downstream}/{arch}/n{size}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train_scratch_size/{downstream}/{arch}/n{size}/seed{seed}.tsv"

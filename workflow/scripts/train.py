@@ -15,6 +15,8 @@ settings = train.settings_from_config(
     save_optimizer=snakemake.params.save_optimizer,
     paper_metric=snakemake.params.paper_metric,
     train_on=snakemake.params.train_on,
+    train_size=snakemake.params.get("train_size"),
+    subset_seed=snakemake.params.get("subset_seed", 0),
 )
 # --resources gpu=N only counts GPUs; claim_device picks which one (a lock-file slot per visible
 # GPU locally, CUDA_VISIBLE_DEVICES under SLURM, the CPU when there is none).

@@ -1,0 +1,453 @@
+"""Unit tests of the results layer: transfer, convergence, family and size tables, figures and
+the claims, on studies built by hand.
+
+The inputs are hand-written ``metrics.csv`` and ``predictions.npz`` files (the latter in
+train.write_predictions' format, written with numpy so that torch is never imported): those
+files are this module's input, so writing them directly pins what the results must say.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecg_transfer.metrics import weighted_f1
+from ecg_transfer.results import (
+    NOT_SUPPORTED,
+    NOT_TESTABLE,
+    SUPPORTED,
+    TRANSFER_COLUMNS,
+    claims_markdown,
+    compute_tables,
+    convergence_markdown,
+    convergence_table,
+    evaluate_claims,
+    family_table,
+    load_runs,
+    output_paths,
+    plot_gain_heatmap,
+    size_markdown,
+    size_table,
+    transfer_markdown,
+    transfer_table,
+    write_results,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CLASSES = ("NORM", "MI", "STTC")
+FAMILIES = {"resnet1d18": "CNN", "resnet1d50": "CNN", "lstm": "RNN"}
+ARCHS = ["resnet1d18", "resnet1d50", "lstm"]
+BOOT = {"n_boot": 200, "seed": 0, "level": 0.95}
+#: Curves where fine-tuning reaches the scratch best (0.7, target 0.69) at epoch 2, scratch at 4.
+SCRATCH_CURVE = [0.3, 0.5, 0.6, 0.7]
+FINETUNE_CURVE = [0.65, 0.7, 0.7, 0.7]
+
+
+# --------------------------------------------------------------------------------------------
+# Writing a study by hand
+
+
+def _labels(rng: np.random.Generator, n: int) -> np.ndarray:
+    y = (rng.random((n, len(CLASSES))) < [0.5, 0.3, 0.4]).astype(np.uint8)
+    y[:2] = [[1, 1, 1], [0, 0, 0]]  # every class has positives and negatives: AUROC defined
+    return y
+
+
+def _probs(rng: np.random.Generator, y: np.ndarray, correct: float) -> np.ndarray:
+    """Confident probabilities whose thresholded prediction is right on about ``correct`` of
+    the cells."""
+    right = rng.random(y.shape) < correct
+    return np.where(np.where(right, y, 1 - y) == 1, 0.9, 0.1).astype(np.float16)
+
+
+def _write_metrics(path: Path, test_f1: list[float], val: bool) -> str:
+    n = len(test_f1)
+    pd.DataFrame({
+        "epoch": range(1, n + 1),
+        "train_loss": [1.0 / e for e in range(1, n + 1)],
+        "val_loss": [1.1 / e if val else None for e in range(1, n + 1)],
+        "val_f1": [f - 0.05 if val else None for f in test_f1],
+        "test_loss": [1.2 / e for e in range(1, n + 1)],
+        "test_f1": test_f1,
+        "test_macro_f1": test_f1,
+        "seconds": [2.0] * n,
+        "baseline_f1": [0.4] * n,
+    }).to_csv(path, index=False)
+    return str(path)
+
+
+def _write_predictions(path: Path, ids: list[str], y: np.ndarray, probs: np.ndarray,
+                       val: bool) -> str:
+    arrays = {"record_ids": np.array(ids, dtype=str), "y_true": y.astype(np.uint8),
+              "classes": np.array(CLASSES, dtype=str),
+              "paper_epoch": np.array(3), "paper_probs": probs.astype(np.float16)}
+    if val:
+        arrays |= {"validation_epoch": np.array(2), "validation_probs": probs.astype(np.float16)}
+    np.savez_compressed(path, **arrays)
+    return str(path)
+
+
+def _job(root: Path, regime: str, upstream: str | None, downstream: str, arch: str, *,
+         y: np.ndarray, probs: np.ndarray, n_train: int, seed: int = 0,
+         size: int | None = None, curve: list[float] | None = None, val: bool = True,
+         ids: list[str] | None = None) -> dict:
+    folder = root / regime / str(upstream) / downstream / arch / f"size{size}" / f"seed{seed}"
+    folder.mkdir(parents=True)
+    ids = ids if ids is not None else [f"{downstream}_{i}" for i in range(len(y))]
+    curve = curve or (SCRATCH_CURVE if regime == "scratch" else FINETUNE_CURVE)
+    return {"regime": regime, "upstream": upstream, "downstream": downstream, "arch": arch,
+            "seed": seed, "size": size, "n_train": n_train,
+            "metrics": _write_metrics(folder / "metrics.csv", curve, val),
+            "predictions": _write_predictions(folder / "predictions.npz", ids, y, probs, val)}
+
+
+def _study(root: Path, *, val: bool = True, archs: list[str] = ARCHS) -> list[dict]:
+    """Two downstream sets. ``small`` (800 training records): CNNs fine-tuned from either
+    upstream are right on 95% of the label cells, scratch on 60%; the RNN's fine-tuned
+    predictions equal its scratch ones. ``large`` (6000): every fine-tuned prediction equals
+    scratch's. A pretraining job rides along and must be ignored."""
+    rng = np.random.default_rng(0)
+    jobs = [{"regime": "pretrain", "upstream": None, "downstream": "ptbxl", "arch": archs[0],
+             "seed": 0, "metrics": "/nonexistent/metrics.csv"}]
+    for downstream, n_train in (("small", 800), ("large", 6000)):
+        y = _labels(rng, 300)
+        for arch in archs:
+            scratch = _probs(rng, y, 0.6)
+            jobs.append(_job(root, "scratch", None, downstream, arch, y=y, probs=scratch,
+                             n_train=n_train, val=val))
+            better = downstream == "small" and FAMILIES[arch] == "CNN"
+            for upstream in ("cpsc2018", "ptbxl"):
+                probs = _probs(rng, y, 0.95) if better else scratch
+                jobs.append(_job(root, "finetune", upstream, downstream, arch, y=y, probs=probs,
+                                 n_train=n_train, val=val))
+    return jobs
+
+
+def _size_study(root: Path) -> list[dict]:
+    """One downstream set (6000 records) with a size axis: at 500 records fine-tuning is
+    clearly better, at 2000 and on the full split identical to scratch."""
+    rng = np.random.default_rng(1)
+    y = _labels(rng, 300)
+    jobs = []
+    for size in (500, 2000, None):
+        scratch = _probs(rng, y, 0.6)
+        fine = _probs(rng, y, 0.95) if size == 500 else scratch
+        n_train = 6000 if size is None else size
+        jobs.append(_job(root, "scratch", None, "ptbxl", "resnet1d18", y=y, probs=scratch,
+                         n_train=n_train, size=size))
+        jobs.append(_job(root, "finetune", "cpsc2018", "ptbxl", "resnet1d18", y=y, probs=fine,
+                         n_train=n_train, size=size))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], list]:
+    jobs = _study(tmp_path_factory.mktemp("study"))
+    return jobs, load_runs(jobs)
+
+
+@pytest.fixture(scope="module")
+def tables(study):
+    _, runs = study
+    return compute_tables(runs, families=FAMILIES, arch_order=ARCHS, **BOOT)
+
+
+# --------------------------------------------------------------------------------------------
+# Transfer table
+
+
+def test_the_transfer_table_has_one_row_per_full_split_pairing_in_a_stable_order(
+        tables) -> None:
+    df = tables.transfer["paper"]
+    assert list(df.columns) == list(TRANSFER_COLUMNS)
+    assert len(df) == 2 * 3 * 2  # downstream x arch x upstream; the pretraining job is ignored
+    assert df["downstream"].tolist()[:6] == ["large"] * 6
+    assert df["arch"].tolist()[:6] == ["resnet1d18"] * 2 + ["resnet1d50"] * 2 + ["lstm"] * 2
+    assert set(df["n_train"]) == {800, 6000}
+    assert (df["seeds_scratch"] == 1).all() and df["scratch_sd"].isna().all()
+    assert (df["baseline_f1"] == 0.4).all()
+
+
+def test_identical_predictions_give_delta_zero_and_an_interval_of_width_zero(tables) -> None:
+    df = tables.transfer["paper"]
+    same = df[(df["downstream"] == "large") | (df["arch"] == "lstm")]
+    assert (same["delta"] == 0).all() and (same["low"] == 0).all() and (same["high"] == 0).all()
+    assert not same["excludes_zero"].any()
+    assert (same["delta_auroc"] == 0).all()
+
+
+def test_better_fine_tuned_predictions_give_an_interval_above_zero(study, tables) -> None:
+    jobs, _ = study
+    df = tables.transfer["paper"]
+    gain = df[(df["downstream"] == "small") & (df["arch"] != "lstm")]
+    assert len(gain) == 4
+    assert (gain["low"] > 0.2).all() and gain["excludes_zero"].all()
+    assert (gain["delta_auroc"] > 0).all()
+    # F1 is recomputed from the saved probabilities, not taken from metrics.csv
+    job = next(j for j in jobs if j["regime"] == "finetune" and j["downstream"] == "small"
+               and j["arch"] == "resnet1d18" and j["upstream"] == "cpsc2018")
+    with np.load(job["predictions"]) as f:
+        expected = weighted_f1(f["y_true"], f["paper_probs"].astype(np.float64))
+    row = gain[(gain["arch"] == "resnet1d18") & (gain["upstream"] == "cpsc2018")].iloc[0]
+    assert row["finetune_f1"] == pytest.approx(expected)
+    assert row["delta"] == pytest.approx(row["finetune_f1"] - row["scratch_f1"])
+
+
+def test_several_seeds_give_mean_and_sd_in_the_table(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    y = _labels(rng, 100)
+    jobs = [_job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=_probs(rng, y, 0.6),
+                 n_train=500, seed=s) for s in (0, 1)]
+    jobs += [_job(tmp_path, "finetune", "ptbxl", "ptb", "lstm", y=y,
+                  probs=_probs(rng, y, 0.9), n_train=500, seed=s) for s in (0, 1, 2)]
+    df = transfer_table(load_runs(jobs), "paper", **BOOT)
+    row = df.iloc[0]
+    assert (row["seeds_scratch"], row["seeds_finetune"]) == (2, 3)
+    assert row["scratch_sd"] > 0 and row["finetune_sd"] > 0
+    assert "±" in transfer_markdown(df, "paper")
+
+
+def test_a_selection_no_job_could_make_yields_no_rows_and_the_markdown_says_so(
+        tmp_path: Path) -> None:
+    runs = load_runs(_study(tmp_path, val=False, archs=["resnet1d18"]))
+    df = transfer_table(runs, "validation", **BOOT)
+    assert df.empty and list(df.columns) == list(TRANSFER_COLUMNS)
+    assert len(transfer_table(runs, "paper", **BOOT)) == 4
+    md = transfer_markdown(df, "validation", runs=runs)
+    assert "No job could make the validation selection" in md
+    tables = compute_tables(runs, families=FAMILIES, **BOOT)
+    claims = evaluate_claims(runs, tables, families=FAMILIES, **BOOT)
+    assert {c.verdict for c in claims if c.selection == "validation"} == {NOT_TESTABLE}
+    text = claims_markdown(claims, runs)
+    assert "Selections this run could make: **paper** (4 pairing(s)). Not made: validation" in text
+
+
+def test_jobs_lacking_a_selection_are_left_out_of_it_and_listed(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    y = _labels(rng, 80)
+    jobs = [_job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=_probs(rng, y, 0.6),
+                 n_train=500),
+            _job(tmp_path, "finetune", "ptbxl", "ptb", "lstm", y=y, probs=_probs(rng, y, 0.9),
+                 n_train=500, val=False),
+            _job(tmp_path, "finetune", "georgia", "ptb", "lstm", y=y,
+                 probs=_probs(rng, y, 0.9), n_train=500)]
+    runs = load_runs(jobs)
+    df = transfer_table(runs, "validation", **BOOT)
+    assert df["upstream"].tolist() == ["georgia"]
+    md = transfer_markdown(df, "validation", runs=runs)
+    assert "1 of 3 jobs could not make the validation selection" in md
+    assert jobs[1]["predictions"] in md
+
+
+# --------------------------------------------------------------------------------------------
+# Convergence, families, sizes
+
+
+def test_convergence_table_on_hand_made_curves(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    y = _labels(rng, 40)
+    p = _probs(rng, y, 0.7)
+    jobs = [
+        # two scratch seeds: mean curve [0.2, 0.5, 0.8, 0.9], target 0.89, reached at epoch 4
+        _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=500, seed=0,
+             curve=[0.1, 0.4, 0.8, 0.9]),
+        _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=500, seed=1,
+             curve=[0.3, 0.6, 0.8, 0.9]),
+        _job(tmp_path, "finetune", "georgia", "ptb", "lstm", y=y, probs=p, n_train=500,
+             curve=[0.85, 0.9, 0.9]),
+        _job(tmp_path, "finetune", "ptbxl", "ptb", "lstm", y=y, probs=p, n_train=500,
+             curve=[0.3, 0.4, 0.5]),
+    ]
+    df = convergence_table(load_runs(jobs))
+    assert df["upstream"].tolist() == ["georgia", "ptbxl"]
+    assert df["target"].tolist() == pytest.approx([0.89, 0.89])
+    assert df["scratch_epoch"].tolist() == [4, 4]
+    assert df["finetune_epoch"].iloc[0] == 2 and pd.isna(df["finetune_epoch"].iloc[1])
+    assert df["epochs_saved"].iloc[0] == 2 and pd.isna(df["epochs_saved"].iloc[1])
+    assert df["seeds_scratch"].tolist() == [2, 2]
+    md = convergence_markdown(df)
+    assert "not reached" in md and "+2" in md
+
+
+def test_family_table_with_only_cnns_has_no_difference_and_the_claim_is_not_testable(
+        tmp_path: Path) -> None:
+    runs = load_runs(_study(tmp_path, archs=["resnet1d18", "resnet1d50"]))
+    df = family_table(runs, "paper", families=FAMILIES, **BOOT)
+    assert df["family"].tolist() == ["CNN"]
+    tables = compute_tables(runs, families=FAMILIES, **BOOT)
+    claims = evaluate_claims(runs, tables, families=FAMILIES, **BOOT)
+    (claim,) = [c for c in claims if c.key == "families" and c.selection == "paper"]
+    assert claim.verdict == NOT_TESTABLE and "No RNN pairing" in claim.evidence
+
+
+def test_family_table_gives_each_family_and_the_difference_with_intervals(tables) -> None:
+    df = tables.families["paper"].set_index("family")
+    assert list(df.index) == ["CNN", "RNN", "CNN - RNN"]
+    assert df.loc["RNN", "delta"] == 0 and df.loc["RNN", "low"] == df.loc["RNN", "high"] == 0
+    assert df.loc["CNN", "n_pairs"] == 8 and df.loc["CNN", "n_downstream"] == 2
+    assert df.loc["CNN - RNN", "delta"] == pytest.approx(df.loc["CNN", "delta"])
+    # the RNN's Δ is 0 in every replicate, so the difference's interval is the CNN one
+    assert df.loc["CNN - RNN", "low"] == pytest.approx(df.loc["CNN", "low"])
+    assert df.loc["CNN - RNN", "n_pairs"] == 12 and df.loc["CNN - RNN", "low"] > 0
+
+
+def test_size_table_counts_the_full_split_as_the_largest_point_and_finds_the_crossover(
+        tmp_path: Path) -> None:
+    runs = load_runs(_size_study(tmp_path))
+    df = size_table(runs, "paper", **BOOT)
+    assert df["size"].tolist() == [500, 2000, 6000]
+    assert df["full_split"].tolist() == [False, False, True]
+    assert df["excludes_zero"].tolist() == [True, False, False]
+    assert (df["crossover"] == 2000).all() and df["crossover_monotone"].all()
+    assert "crossover at size 2000" in size_markdown(df, "paper")
+    assert size_table(load_runs([j for j in _size_study(tmp_path / "b") if j["size"] is None]),
+                      "paper", **BOOT).empty
+
+
+def test_a_curve_that_excludes_zero_again_is_flagged_as_not_monotone(tmp_path: Path) -> None:
+    jobs = _size_study(tmp_path)
+    rng = np.random.default_rng(5)
+    for job in jobs:  # make the full split clearly better again
+        if job["size"] is None and job["regime"] == "finetune":
+            with np.load(job["predictions"]) as f:
+                arrays = {k: f[k] for k in f.files}
+            arrays["paper_probs"] = _probs(rng, arrays["y_true"], 0.97)
+            np.savez_compressed(job["predictions"], **arrays)
+    df = size_table(load_runs(jobs), "paper", **BOOT)
+    assert (df["crossover"] == 2000).all() and not df["crossover_monotone"].any()
+    assert "not monotone" in size_markdown(df, "paper")
+
+
+# --------------------------------------------------------------------------------------------
+# Claims
+
+
+def test_claims_on_a_study_where_transfer_helps_small_sets_only(study, tables) -> None:
+    _, runs = study
+    claims = evaluate_claims(runs, tables, families=FAMILIES, **BOOT)
+    got = {(c.key, c.selection): c for c in claims}
+    for selection in ("paper", "validation"):
+        small = got["small_sets", selection]
+        assert small.verdict == SUPPORTED and small.low > 0.2
+        assert "**small** (n_train = 800)" in small.evidence
+        large = got["large_sets", selection]
+        assert large.verdict == SUPPORTED and (large.low, large.high) == (0.0, 0.0)
+        assert "no gain detectable" in large.evidence and "**large**" in large.evidence
+        assert got["families", selection].verdict == SUPPORTED
+    conv = got["convergence", None]
+    assert conv.verdict == SUPPORTED and (conv.estimate, conv.low, conv.high) == (2.0, 2.0, 2.0)
+    assert "In 0 of 12 pairing(s)" in conv.evidence
+    text = claims_markdown(claims, runs)
+    assert text.index("## Paper selection (primary") < text.index("## Validation selection")
+    assert "**validation** (12 pairing(s))" in text
+    assert text.count("**Verdict: supported.**") == 7
+
+
+def test_the_gain_claims_are_not_testable_or_not_supported_when_the_data_say_so(
+        tmp_path: Path) -> None:
+    jobs = [j for j in _study(tmp_path, archs=["resnet1d18"]) if j.get("downstream") == "small"]
+    runs = load_runs(jobs)
+    tables = compute_tables(runs, families=FAMILIES, **BOOT)
+    got = {(c.key, c.selection): c for c in evaluate_claims(runs, tables, families=FAMILIES,
+                                                            **BOOT)}
+    assert got["large_sets", "paper"].verdict == NOT_TESTABLE  # one downstream set, no sizes
+    # the same study with the gain removed: fine-tuned = scratch everywhere
+    for job in jobs:
+        if job["regime"] == "finetune":
+            scratch = next(j for j in jobs if j["regime"] == "scratch")
+            Path(job["predictions"]).write_bytes(Path(scratch["predictions"]).read_bytes())
+    runs = load_runs(jobs)
+    tables = compute_tables(runs, families=FAMILIES, **BOOT)
+    got = {(c.key, c.selection): c for c in evaluate_claims(runs, tables, families=FAMILIES,
+                                                            **BOOT)}
+    assert got["small_sets", "paper"].verdict == NOT_SUPPORTED
+
+
+def test_a_size_axis_makes_the_vanishing_claim_testable_on_one_set_and_reports_crossovers(
+        tmp_path: Path) -> None:
+    runs = load_runs(_size_study(tmp_path))
+    tables = compute_tables(runs, families=FAMILIES, **BOOT)
+    got = {(c.key, c.selection): c for c in evaluate_claims(runs, tables, families=FAMILIES,
+                                                            **BOOT)}
+    large = got["large_sets", "paper"]
+    assert large.verdict == SUPPORTED and "crossover at size 2000" in large.evidence
+    assert "smallest size (500 records)" in got["small_sets", "paper"].evidence
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def test_write_results_writes_every_file_atomically(study, tmp_path: Path) -> None:
+    jobs, _ = study
+    out = tmp_path / "results"
+    paths = write_results(jobs, out, families=FAMILIES, arch_order=ARCHS, dpi=40, **BOOT)
+    assert paths == output_paths(out, sizes=False)
+    for path in paths.values():
+        assert path.is_file() and path.stat().st_size > 0
+    for name in ("gain_heatmap_paper", "gain_heatmap_validation"):
+        assert paths[name].read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                  if p.is_file()) == sorted(p.relative_to(out).as_posix()
+                                            for p in paths.values())
+    assert not list(out.rglob("*.tmp"))
+    assert pd.read_csv(paths["transfer_paper_csv"]).shape == (12, len(TRANSFER_COLUMNS))
+    assert "Verdict" in paths["claims"].read_text()
+
+
+def test_write_results_with_a_size_axis_draws_the_size_curves(tmp_path: Path) -> None:
+    jobs = _size_study(tmp_path / "runs")
+    out = tmp_path / "results"
+    paths = write_results(jobs, out, families=FAMILIES, dpi=40, **BOOT)
+    assert paths == output_paths(out, sizes=True)
+    assert paths["size_curve_paper"].read_bytes().startswith(PNG_MAGIC)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_figure_of_a_selection_without_rows_is_still_a_png(study, tmp_path: Path) -> None:
+    path = plot_gain_heatmap(pd.DataFrame(columns=list(TRANSFER_COLUMNS)), tmp_path / "g.png",
+                             dpi=40, selection="validation")
+    assert path.read_bytes().startswith(PNG_MAGIC)
+    assert [p.name for p in tmp_path.iterdir()] == ["g.png"]
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_record_ids_that_differ_within_a_downstream_set_name_both_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    y = _labels(rng, 30)
+    p = _probs(rng, y, 0.7)
+    scratch = _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=500)
+    ids = [f"ptb_{i}" for i in range(30)]
+    ids[7] = "ptb_other"
+    fine = _job(tmp_path, "finetune", "ptbxl", "ptb", "lstm", y=y, probs=p, n_train=500,
+                ids=ids)
+    with pytest.raises(ValueError, match="record_ids differ") as err:
+        load_runs([scratch, fine])
+    assert scratch["predictions"] in str(err.value) and fine["predictions"] in str(err.value)
+    assert "position 7" in str(err.value)
+
+
+def test_other_bad_inputs_raise_a_value_error_that_says_what_was_wrong(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    y = _labels(rng, 30)
+    p = _probs(rng, y, 0.7)
+    scratch = _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=500)
+    fine = _job(tmp_path, "finetune", "ptbxl", "ptb", "lstm", y=y, probs=p, n_train=400)
+    with pytest.raises(ValueError, match="n_train 500 .* vs 400"):
+        load_runs([scratch, fine])
+    sized = _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=600, size=600)
+    with pytest.raises(ValueError, match="not below its full training split"):
+        load_runs([scratch, sized])
+    with pytest.raises(ValueError, match="no family for architecture"):
+        family_table(load_runs([scratch]), "paper", families={"gru": "RNN"}, **BOOT)
+    with pytest.raises(ValueError, match="missing key"):
+        load_runs([{k: v for k, v in scratch.items() if k != "n_train"}])
+    Path(fine["predictions"]).write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="not a readable predictions"):
+        load_runs([fine])
