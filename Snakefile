@@ -15,6 +15,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/beyond.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -23,4 +24,5 @@ rule all:
         rules.aggregate.output,
         expand(rules.plot_curves.output[0], downstream=DOWNSTREAM),
         [job["metrics"] for job in size_jobs()],
+        beyond_outputs(),
     default_target: True

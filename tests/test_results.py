@@ -127,15 +127,15 @@ def _study(root: Path, *, val: bool = True, archs: list[str] = ARCHS) -> list[di
 
 
 def _size_study(root: Path) -> list[dict]:
-    """One downstream set (6000 records) with a size axis: at 500 records fine-tuning is
-    clearly better, at 2000 and on the full split identical to scratch."""
+    """One downstream set (6000 records) with a size axis of a record count and a fraction
+    (0.25, which trained on 1500 records): at 500 records fine-tuning is clearly better, at 1500
+    and on the full split identical to scratch."""
     rng = np.random.default_rng(1)
     y = _labels(rng, 300)
     jobs = []
-    for size in (500, 2000, None):
+    for size, n_train in ((500, 500), (0.25, 1500), (None, 6000)):
         scratch = _probs(rng, y, 0.6)
         fine = _probs(rng, y, 0.95) if size == 500 else scratch
-        n_train = 6000 if size is None else size
         jobs.append(_job(root, "scratch", None, "ptbxl", "resnet1d18", y=y, probs=scratch,
                          n_train=n_train, size=size))
         jobs.append(_job(root, "finetune", "cpsc2018", "ptbxl", "resnet1d18", y=y, probs=fine,
@@ -242,6 +242,27 @@ def test_jobs_lacking_a_selection_are_left_out_of_it_and_listed(tmp_path: Path) 
     assert jobs[1]["predictions"] in md
 
 
+def test_jobs_without_a_counterpart_of_the_other_regime_are_listed(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    y = _labels(rng, 40)
+    jobs = [_job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=_probs(rng, y, 0.6),
+                 n_train=500),
+            _job(tmp_path, "finetune", "ptbxl", "ptb", "resnet1d18", y=y,
+                 probs=_probs(rng, y, 0.9), n_train=500)]
+    runs = load_runs(jobs)
+    df = transfer_table(runs, "paper", **BOOT)
+    assert df.empty
+    md = transfer_markdown(df, "paper", runs=runs)
+    assert "Jobs without a counterpart" in md
+    assert jobs[0]["predictions"] in md and jobs[1]["predictions"] in md
+
+
+def test_the_same_inputs_and_seed_give_the_same_tables(study) -> None:
+    _, runs = study
+    first = transfer_table(runs, "paper", **BOOT)
+    pd.testing.assert_frame_equal(first, transfer_table(runs, "paper", **BOOT))
+
+
 # --------------------------------------------------------------------------------------------
 # Convergence, families, sizes
 
@@ -298,11 +319,14 @@ def test_size_table_counts_the_full_split_as_the_largest_point_and_finds_the_cro
         tmp_path: Path) -> None:
     runs = load_runs(_size_study(tmp_path))
     df = size_table(runs, "paper", **BOOT)
-    assert df["size"].tolist() == [500, 2000, 6000]
+    assert df["n_train"].tolist() == [500, 1500, 6000]
+    assert df["size"].tolist()[:2] == [500, 0.25] and pd.isna(df["size"].iloc[2])
     assert df["full_split"].tolist() == [False, False, True]
     assert df["excludes_zero"].tolist() == [True, False, False]
-    assert (df["crossover"] == 2000).all() and df["crossover_monotone"].all()
-    assert "crossover at size 2000" in size_markdown(df, "paper")
+    assert (df["crossover"] == 1500).all() and df["crossover_monotone"].all()
+    md = size_markdown(df, "paper")
+    assert "crossover at 1500 training records" in md
+    assert "| 0.25 | 1500 |" in md and "| full | 6000 |" in md
     assert size_table(load_runs([j for j in _size_study(tmp_path / "b") if j["size"] is None]),
                       "paper", **BOOT).empty
 
@@ -317,7 +341,7 @@ def test_a_curve_that_excludes_zero_again_is_flagged_as_not_monotone(tmp_path: P
             arrays["paper_probs"] = _probs(rng, arrays["y_true"], 0.97)
             np.savez_compressed(job["predictions"], **arrays)
     df = size_table(load_runs(jobs), "paper", **BOOT)
-    assert (df["crossover"] == 2000).all() and not df["crossover_monotone"].any()
+    assert (df["crossover"] == 1500).all() and not df["crossover_monotone"].any()
     assert "not monotone" in size_markdown(df, "paper")
 
 
@@ -373,8 +397,8 @@ def test_a_size_axis_makes_the_vanishing_claim_testable_on_one_set_and_reports_c
     got = {(c.key, c.selection): c for c in evaluate_claims(runs, tables, families=FAMILIES,
                                                             **BOOT)}
     large = got["large_sets", "paper"]
-    assert large.verdict == SUPPORTED and "crossover at size 2000" in large.evidence
-    assert "smallest size (500 records)" in got["small_sets", "paper"].evidence
+    assert large.verdict == SUPPORTED and "crossover at 1500 training records" in large.evidence
+    assert "smallest size (500 training records)" in got["small_sets", "paper"].evidence
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,11 +463,17 @@ def test_other_bad_inputs_raise_a_value_error_that_says_what_was_wrong(tmp_path:
     p = _probs(rng, y, 0.7)
     scratch = _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=500)
     fine = _job(tmp_path, "finetune", "ptbxl", "ptb", "lstm", y=y, probs=p, n_train=400)
-    with pytest.raises(ValueError, match="n_train 500 .* vs 400"):
+    with pytest.raises(ValueError, match=r"n_train 500 .* vs 400"):
         load_runs([scratch, fine])
     sized = _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=600, size=600)
-    with pytest.raises(ValueError, match="not below its full training split"):
+    with pytest.raises(ValueError, match="not fewer than its full training split"):
         load_runs([scratch, sized])
+    half = _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=250, size=0.5)
+    same = _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=250, size=250)
+    with pytest.raises(ValueError, match="both trained on 250 records"):
+        load_runs([scratch, half, same])
+    with pytest.raises(ValueError, match="a fraction of the train split in"):
+        load_runs([{**scratch, "size": 1.5}])
     with pytest.raises(ValueError, match="no family for architecture"):
         family_table(load_runs([scratch]), "paper", families={"gru": "RNN"}, **BOOT)
     with pytest.raises(ValueError, match="missing key"):

@@ -39,12 +39,12 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import NullFormatter
 
 from ecg_transfer.aggregate import (
     _arch_order,
     _atomic_write_bytes,
     _check_job,
-    _markdown_table,
     _mean_curve,
     _read_metrics,
     _write_figure,
@@ -116,8 +116,10 @@ _STAT_COLUMNS = (
 )
 #: Columns of :func:`transfer_table`, in order.
 TRANSFER_COLUMNS = ("selection", "downstream", "arch", "upstream", *_STAT_COLUMNS)
-#: Columns of :func:`size_table`: ``size`` is the x axis (a subsample's size, or ``n_train`` of
-#: the full split where ``full_split``); ``crossover`` is per curve (downstream, arch, upstream).
+#: Columns of :func:`size_table`: ``size`` is the subsample as configured (a record count or a
+#: fraction of the train split; empty for the full split, ``full_split``); ``n_train``, the
+#: records actually trained on, is the x axis, and ``crossover`` (per curve: downstream, arch,
+#: upstream) is in its units.
 SIZE_COLUMNS = ("selection", "downstream", "arch", "upstream", "size", "full_split",
                 *_STAT_COLUMNS, "crossover", "crossover_monotone")
 #: Columns of :func:`family_table`; the ``CNN - RNN`` row has ``n_pairs`` of both families.
@@ -169,15 +171,19 @@ class Run:
 
 
 def _check_size(size: object, index: int) -> int | float | None:
+    """The size as config key size_axis.train_sizes allows it: None (full split), a record
+    count >= 1, or a fraction of the train split strictly between 0 and 1."""
+    expected = ("None (the full training split), a record count >= 1 or a fraction of the "
+                "train split in (0, 1)")
     if size is None:
         return None
     if isinstance(size, bool) or not isinstance(size, (int, float, np.integer, np.floating)):
-        raise ValueError(f"job {index}: size must be None (the full training split) or a number "
-                         f"of training records, got {size!r}")
-    if not (math.isfinite(size) and size >= 1):
-        raise ValueError(f"job {index}: size must be a number of training records (>= 1), got "
-                         f"{size!r}; a fraction of the split is not a size")
-    return int(size) if float(size).is_integer() else float(size)
+        raise ValueError(f"job {index}: size must be {expected}, got {size!r}")
+    if math.isfinite(size) and 0 < size < 1:
+        return float(size)
+    if math.isfinite(size) and size >= 1 and float(size).is_integer():
+        return int(size)
+    raise ValueError(f"job {index}: size must be {expected}, got {size!r}")
 
 
 def _check_n_train(n_train: object, index: int) -> int:
@@ -238,8 +244,11 @@ def load_runs(jobs: Sequence[Mapping[str, object]]) -> list[Run]:
     optionally ``size`` (None or missing: the full split). Beyond each file's own checks, the
     comparisons need: every job of one downstream set scored on the same test records in the
     same order with the same labels and classes (else Δ would compare different test sets);
-    the same ``n_train`` for every job of one downstream set and size; and every subsample
-    smaller than its set's full split. A violation raises ValueError naming both files.
+    the same ``n_train`` for every job of one downstream set and size; every subsample
+    trained on fewer records than its set's full split, and different sizes on different
+    record counts (the size axis is drawn against ``n_train``). ``size`` is as config key
+    size_axis.train_sizes writes it: a record count or a fraction of the train split. A
+    violation raises ValueError naming the files involved.
     """
     runs: list[Run] = []
     seen: dict[tuple, int] = {}
@@ -304,12 +313,20 @@ def _check_train_sizes(runs: Sequence[Run]) -> None:
                              f"different numbers of records: n_train {ref.n_train} "
                              f"({ref.predictions}) vs {run.n_train} ({run.predictions}); a "
                              "scratch and a fine-tuned model are compared on one training set")
+    by_records: dict[tuple[str, int], Run] = {}
     for (downstream, size), run in first.items():
         full = first.get((downstream, None))
-        if size is not None and full is not None and size >= full.n_train:
-            raise ValueError(f"{run.predictions}: size {_fmt_size(size)} of {downstream!r} is "
-                             f"not below its full training split (n_train {full.n_train}, "
-                             f"{full.predictions}); the full split is the size axis' last point")
+        if size is not None and full is not None and run.n_train >= full.n_train:
+            raise ValueError(f"{run.predictions}: size {_fmt_size(size)} of {downstream!r} "
+                             f"trained on {run.n_train} records, not fewer than its full "
+                             f"training split ({full.n_train}, {full.predictions}); the full "
+                             "split is the size axis' last point")
+        other = by_records.setdefault((downstream, run.n_train), run)
+        if other is not run:
+            raise ValueError(f"{other.predictions} and {run.predictions}: sizes "
+                             f"{_fmt_size(other.size)} and {_fmt_size(run.size)} of "
+                             f"{downstream!r} both trained on {run.n_train} records; the size "
+                             "axis needs one point per training-set size")
 
 
 def _size_words(size: int | float | None) -> str:
@@ -332,11 +349,6 @@ class _Comparison:
     @property
     def n_train(self) -> int:
         return self.scratch[0].n_train
-
-    @property
-    def x(self) -> int | float:
-        """Position on the size axis: the subsample's size, or the full split's n_train."""
-        return self.n_train if self.size is None else self.size
 
     def select(self, selection: str) -> _Comparison | None:
         """The comparison restricted to the jobs that made ``selection``; None if a side has
@@ -381,7 +393,7 @@ def _comparisons(runs: Sequence[Run], arch_order: Sequence[str] = (), *,
         if comparison is not None:
             out.append(comparison)
     order = {a: i for i, a in enumerate(_arch_order([c.arch for c in out], arch_order))}
-    return sorted(out, key=lambda c: (c.downstream, order[c.arch], c.upstream, c.x))
+    return sorted(out, key=lambda c: (c.downstream, order[c.arch], c.upstream, c.n_train))
 
 
 def _check_selection(selection: str) -> None:
@@ -453,10 +465,11 @@ def size_table(runs: Sequence[Run], selection: str, *, n_boot: int, seed: int, l
     """Δ F1 and its interval against the training-set size, with each curve's crossover.
 
     A curve is one downstream x architecture x upstream with at least one subsampled point; its
-    full-split pairing joins it as the largest point, at size = n_train. ``crossover`` is
-    stats.crossover: the smallest size whose interval includes 0 (NaN: none does);
-    ``crossover_monotone`` is False when a larger size excludes 0 again, so that one number
-    would mislead. Empty without a size axis.
+    full-split pairing joins it as the largest point. Points sit at ``n_train``, the records
+    each trained on (from the sidecar), since a configured size may be a count or a fraction of
+    the split. ``crossover`` is stats.crossover: the smallest ``n_train`` whose interval
+    includes 0 (NaN: none does); ``crossover_monotone`` is False when a larger size excludes 0
+    again, so that one number would mislead. Empty without a size axis.
     """
     _check_selection(selection)
     _check_bootstrap_args(n_boot, seed, level)
@@ -468,13 +481,14 @@ def size_table(runs: Sequence[Run], selection: str, *, n_boot: int, seed: int, l
         if all(c.size is None for c in points):
             continue
         stats = [_stat_row(c, selection, n_boot, seed, level) for c in points]
-        sizes = [c.x for c in points]
+        sizes = [c.n_train for c in points]
         intervals = [(s["low"], s["high"]) for s in stats]
         cross = crossover(sizes, intervals)
         monotone = cross is None or all(lo <= 0.0 <= hi for x, (lo, hi)
                                         in zip(sizes, intervals, strict=True) if x >= cross)
         for c, s in zip(points, stats, strict=True):
-            rows.append({**s, "size": c.x, "full_split": c.size is None,
+            rows.append({**s, "size": math.nan if c.size is None else c.size,
+                         "full_split": c.size is None,
                          "crossover": math.nan if cross is None else cross,
                          "crossover_monotone": monotone})
     return pd.DataFrame(rows, columns=list(SIZE_COLUMNS))
@@ -632,11 +646,13 @@ def _pct(level: float) -> str:
 
 
 def _level_of(table: pd.DataFrame) -> str:
-    """The interval level as tables print it ("95%"), or "bootstrap" for an empty table."""
-    return _pct(float(table["level"].iloc[0])) if len(table) else "bootstrap"
+    """The interval level as captions print it ("95% "), or "" for an empty table."""
+    return _pct(float(table["level"].iloc[0])) + " " if len(table) else ""
 
 
-def _fmt_size(size: float) -> str:
+def _fmt_size(size: float | None) -> str:
+    if size is None or pd.isna(size):
+        return "full"
     return f"{size:g}" if isinstance(size, float) else str(size)
 
 
@@ -660,19 +676,32 @@ def _lacking_note(runs: Sequence[Run], selection: str) -> str:
             f"(no `{selection}_probs`) and are left out of it:\n\n{listed}\n")
 
 
+def _unpaired_note(runs: Sequence[Run], sized: bool) -> str:
+    """Jobs no table row uses because the other regime is missing for them (said, not
+    silently dropped: a failed or forgotten job should show)."""
+    considered = [r for r in runs if (r.size is not None) == sized]
+    used = {id(r) for c in _comparisons(considered) for r in c.scratch + c.finetune}
+    unpaired = [r for r in considered if id(r) not in used]
+    if not unpaired:
+        return ""
+    listed = "\n".join(f"* {r.describe()} (`{r.predictions}`)" for r in unpaired)
+    return ("Jobs without a counterpart of the other regime (same architecture, downstream set "
+            f"and training size), so in no row:\n\n{listed}\n")
+
+
 def transfer_markdown(table: pd.DataFrame, selection: str, *,
                       runs: Sequence[Run] = ()) -> str:
     """The transfer table of one selection as Markdown, with a caption saying how to read it;
     ``runs`` (all jobs) lets it list the jobs that could not make the selection."""
     level = _level_of(table)
     parts = [
-        f"# Fine-tuned vs scratch: Δ F1 with {level} intervals ({selection} selection)\n",
+        f"# Fine-tuned vs scratch: Δ F1 with {level}intervals ({selection} selection)\n",
         _selection_intro(selection) + "\n",
         "Each row compares one architecture trained from scratch on a downstream set with the "
         "same architecture fine-tuned from an upstream set, both on the full training split "
         "(`n train` records). F1 is the support-weighted F1 at a 0.5 threshold, recomputed from "
         "the saved test probabilities; `mean ± sd` over seeds where there are several. "
-        f"`Δ` = fine-tuned - scratch; its {level} interval is a paired bootstrap over test "
+        f"`Δ` = fine-tuned - scratch; its {level}interval is a paired bootstrap over test "
         "records (both models scored on the same resample; seeds resampled too). `*`: the "
         "interval excludes 0, the difference is more than test-set noise. AUROC is the "
         "unweighted mean over classes (`†`: over fewer classes than the table has, some lacking "
@@ -680,15 +709,14 @@ def transfer_markdown(table: pd.DataFrame, selection: str, *,
         "ignores the ECG.\n",
     ]
     note = _lacking_note(runs, selection)
-    if note:
-        parts.append(note)
+    parts += [n for n in (note, _unpaired_note(runs, sized=False)) if n]
     if table.empty:
         if not note:
             parts.append(f"No downstream set has both a scratch and a fine-tuned job making the "
                          f"{selection} selection, so this table has no rows.\n")
         return "\n".join(parts)
     header = ["downstream", "arch", "upstream", "n train", "scratch F1", "fine-tuned F1", "Δ F1",
-              f"{level} interval", "scratch AUROC", "fine-tuned AUROC", "Δ AUROC", "constant"]
+              f"{level}interval", "scratch AUROC", "fine-tuned AUROC", "Δ AUROC", "constant"]
     rows = []
     for r in table.itertuples(index=False):
         dagger = "†" if r.auroc_classes < r.n_classes else ""
@@ -699,7 +727,7 @@ def transfer_markdown(table: pd.DataFrame, selection: str, *,
             _interval(r.low, r.high), _f(r.scratch_auroc) + dagger,
             _f(r.finetune_auroc) + dagger, _f(r.delta_auroc, sign=True), _f(r.baseline_f1),
         ])
-    parts.append(_markdown_table(header, rows) + "\n")
+    parts.append(_markdown_table(header, rows, 3) + "\n")
     return "\n".join(parts)
 
 
@@ -710,26 +738,26 @@ def size_markdown(table: pd.DataFrame, selection: str, *, runs: Sequence[Run] = 
         f"# Δ F1 against the training-set size ({selection} selection)\n",
         _selection_intro(selection) + "\n",
         "Scratch and fine-tuned models trained on subsamples of the downstream training split "
-        "(`size` records; the full split is the last point, at its own size). "
-        f"`Δ` = fine-tuned - scratch with its {level} paired bootstrap interval; `*`: the "
-        "interval excludes 0. The *crossover* of a curve is the smallest size whose interval "
-        "includes 0: from there on, this run cannot tell fine-tuning from scratch.\n",
+        "(`size` as configured: a record count or a fraction of the split; `full` is the whole "
+        "split, the last point); `n train` is the records each trained on. "
+        f"`Δ` = fine-tuned - scratch with its {level}paired bootstrap interval; `*`: the "
+        "interval excludes 0. The *crossover* of a curve is the smallest training-set size "
+        "whose interval includes 0: from there on, this run cannot tell fine-tuning from "
+        "scratch.\n",
     ]
     note = _lacking_note(runs, selection)
-    if note:
-        parts.append(note)
+    parts += [n for n in (note, _unpaired_note(runs, sized=True)) if n]
     if table.empty:
         if not note:
             parts.append(f"No subsampled pairing makes the {selection} selection.\n")
         return "\n".join(parts)
-    header = ["downstream", "arch", "upstream", "size", "scratch F1", "fine-tuned F1", "Δ F1",
-              f"{level} interval"]
-    rows = [[r.downstream, r.arch, r.upstream,
-             _fmt_size(r.size) + (" (full)" if r.full_split else ""),
+    header = ["downstream", "arch", "upstream", "size", "n train", "scratch F1", "fine-tuned F1",
+              "Δ F1", f"{level}interval"]
+    rows = [[r.downstream, r.arch, r.upstream, _fmt_size(_as_size(r.size)), str(r.n_train),
              _mean_sd(r.scratch_f1, r.scratch_sd), _mean_sd(r.finetune_f1, r.finetune_sd),
              _f(r.delta, sign=True) + ("*" if r.excludes_zero else ""), _interval(r.low, r.high)]
             for r in table.itertuples(index=False)]
-    parts.append(_markdown_table(header, rows) + "\n")
+    parts.append(_markdown_table(header, rows, 3) + "\n")
     parts.append("## Crossover per curve\n")
     parts += [f"* {line}" for line in _crossover_lines(table)]
     return "\n".join(parts) + "\n"
@@ -744,17 +772,20 @@ def _crossover_lines(table: pd.DataFrame) -> list[str]:
         if pd.isna(first["crossover"]):
             lines.append(f"{name}: no crossover (every interval excludes 0)")
             continue
-        line = f"{name}: crossover at size {_fmt_size(_as_size(first['crossover']))}"
+        line = f"{name}: crossover at {int(first['crossover'])} training records"
         if not first["crossover_monotone"]:
-            again = curve.loc[(curve["size"] > first["crossover"]) & curve["excludes_zero"],
-                              "size"]
-            line += (" (not monotone: the interval excludes 0 again at size "
-                     + ", ".join(_fmt_size(_as_size(s)) for s in again) + ")")
+            again = curve.loc[(curve["n_train"] > first["crossover"]) & curve["excludes_zero"],
+                              "n_train"]
+            line += (" (not monotone: the interval excludes 0 again at "
+                     + ", ".join(str(n) for n in again) + " records)")
         lines.append(line)
     return lines
 
 
-def _as_size(value: float) -> int | float:
+def _as_size(value: float) -> int | float | None:
+    """A size read back from a float table column: NaN -> None (full), 500.0 -> 500."""
+    if pd.isna(value):
+        return None
     return int(value) if float(value).is_integer() else float(value)
 
 
@@ -766,7 +797,7 @@ def family_markdown(table: pd.DataFrame, selection: str) -> str:
         _selection_intro(selection) + "\n",
         "Mean of Δ = fine-tuned - scratch over every (architecture, upstream, downstream) "
         "pairing of the family on the full training split, each pairing weighing the same, "
-        f"with a {level} bootstrap interval: per replicate one resample of each downstream test "
+        f"with a {level}bootstrap interval: per replicate one resample of each downstream test "
         f"set, shared by all pairings scored on it. `{_DIFFERENCE}` is the difference of the two "
         "means, its interval from the same joint resampling of both families (not from the two "
         "rows above). `*`: the interval excludes 0.\n",
@@ -774,11 +805,11 @@ def family_markdown(table: pd.DataFrame, selection: str) -> str:
     if table.empty:
         parts.append(f"No pairing makes the {selection} selection, so this table has no rows.\n")
         return "\n".join(parts)
-    header = ["family", "mean Δ F1", f"{level} interval", "pairings", "downstream sets"]
+    header = ["family", "mean Δ F1", f"{level}interval", "pairings", "downstream sets"]
     rows = [[r.family, _f(r.delta, sign=True) + ("*" if r.excludes_zero else ""),
              _interval(r.low, r.high), str(r.n_pairs), str(r.n_downstream)]
             for r in table.itertuples(index=False)]
-    parts.append(_markdown_table(header, rows) + "\n")
+    parts.append(_markdown_table(header, rows, 1) + "\n")
     missing = [f for f in FAMILIES if f not in set(table["family"])]
     if missing:
         parts.append(f"No {' or '.join(missing)} pairing in this selection, so the difference "
@@ -811,8 +842,16 @@ def convergence_markdown(table: pd.DataFrame) -> str:
              _f(r.target), epoch(r.scratch_epoch), epoch(r.finetune_epoch),
              "—" if pd.isna(r.epochs_saved) else f"{int(r.epochs_saved):+d}"]
             for r in table.itertuples(index=False)]
-    parts.append(_markdown_table(header, rows) + "\n")
+    parts.append(_markdown_table(header, rows, 3) + "\n")
     return "\n".join(parts)
+
+
+def _markdown_table(header: list[str], rows: list[list[str]], text_columns: int) -> str:
+    """A Markdown table whose first ``text_columns`` columns are left-aligned, numbers right."""
+    align = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def write_table(table: pd.DataFrame, markdown: str, csv_path: str | os.PathLike,
@@ -879,10 +918,21 @@ def _cnn_mean(comparisons: Sequence[_Comparison], selection: str,
     md = bootstrap_mean_delta(_groups(comparisons, selection), **boot)
     archs = ", ".join(dict.fromkeys(c.arch for c in comparisons))
     ups = ", ".join(sorted({c.upstream for c in comparisons}))
-    words = (f"mean Δ F1 over its {md.n_pairs} CNN pairing(s) (architectures {archs}; "
+    words = (f"mean Δ F1 over {md.n_pairs} CNN pairing(s) there (architectures {archs}; "
              f"upstreams {ups}): **{md.delta:+.3f}**, {_pct(md.level)} interval "
              f"{_interval(md.low, md.high)}")
     return md, words
+
+
+def _tied(n_train: Mapping[str, int], n: int) -> list[str]:
+    """Every downstream set with ``n`` training records: sets of equal size are judged
+    together (pairs grouped by set), not one picked by name."""
+    return sorted(d for d, m in n_train.items() if m == n)
+
+
+def _sets_words(sets: Sequence[str], n_train: Mapping[str, int]) -> str:
+    tied = " (tied)" if len(sets) > 1 else ""
+    return ", ".join(f"**{d}**" for d in sets) + f"{tied} (n_train = {n_train[sets[0]]})"
 
 
 def _small_sets_claim(runs: Sequence[Run], selection: str, families: Mapping[str, str],
@@ -893,17 +943,17 @@ def _small_sets_claim(runs: Sequence[Run], selection: str, families: Mapping[str
         return _claim("small_sets", selection, NOT_TESTABLE,
                       f"No pairing makes the {selection} selection.")
     n_train = {c.downstream: c.n_train for c in comparisons}
-    smallest = min(n_train, key=lambda d: (n_train[d], d))
-    cnn = [c for c in comparisons if c.downstream == smallest and families[c.arch] == "CNN"]
-    where = f"Smallest downstream set: **{smallest}** (n_train = {n_train[smallest]})"
+    smallest = _tied(n_train, min(n_train.values()))
+    cnn = [c for c in comparisons if c.downstream in smallest and families[c.arch] == "CNN"]
+    where = f"Smallest downstream set: {_sets_words(smallest, n_train)}"
     if not cnn:
         return _claim("small_sets", selection, NOT_TESTABLE, f"{where}; it has no CNN pairing.")
     md, words = _cnn_mean(cnn, selection, boot)
-    rows = transfer[(transfer["downstream"] == smallest)
+    rows = transfer[transfer["downstream"].isin(smallest)
                     & (transfer["arch"].map(families) == "CNN")]
     best = rows.loc[rows["delta"].idxmax()]
     evidence = (f"{where}; {words}. Largest single pairing: {best['delta']:+.3f} "
-                f"({best['arch']} from {best['upstream']}, interval "
+                f"({best['arch']} from {best['upstream']} on {best['downstream']}, interval "
                 f"{_interval(best['low'], best['high'])}).")
     if sized is not None and not sized.empty:
         evidence += " " + _smallest_size_words(runs, selection, families, sized, boot)
@@ -915,13 +965,13 @@ def _smallest_size_words(runs: Sequence[Run], selection: str, families: Mapping[
                          sized: pd.DataFrame, boot: Mapping[str, object]) -> str:
     """With a size axis, the same mean at its smallest size (reported, not used for the
     verdict, which follows the paper's comparison of downstream sets)."""
-    size = sized["size"].min()
+    n = int(sized.loc[~sized["full_split"], "n_train"].min())
     at = [c for c in _comparisons(runs, selection=selection)
-          if c.x == size and families[c.arch] == "CNN"]
+          if c.size is not None and c.n_train == n and families[c.arch] == "CNN"]
     if not at:
-        return f"The size axis' smallest size ({_fmt_size(_as_size(size))}) has no CNN pairing."
+        return f"The size axis' smallest size ({n} records) has no CNN pairing."
     md, _ = _cnn_mean(at, selection, boot)
-    return (f"At the size axis' smallest size ({_fmt_size(_as_size(size))} records), the mean "
+    return (f"At the size axis' smallest size ({n} training records), the mean "
             f"Δ over {md.n_pairs} CNN pairing(s) is {md.delta:+.3f}, interval "
             f"{_interval(md.low, md.high)} (reported, not used for the verdict).")
 
@@ -938,9 +988,9 @@ def _large_sets_claim(runs: Sequence[Run], selection: str, families: Mapping[str
         return _claim("large_sets", selection, NOT_TESTABLE,
                       f"Only one downstream set ({next(iter(n_train))}) and no size axis: "
                       "nothing larger to compare with.")
-    largest = max(n_train, key=lambda d: (n_train[d], d))
-    cnn = [c for c in comparisons if c.downstream == largest and families[c.arch] == "CNN"]
-    where = f"Largest downstream set: **{largest}** (n_train = {n_train[largest]})"
+    largest = _tied(n_train, max(n_train.values()))
+    cnn = [c for c in comparisons if c.downstream in largest and families[c.arch] == "CNN"]
+    where = f"Largest downstream set: {_sets_words(largest, n_train)}"
     if not cnn:
         return _claim("large_sets", selection, NOT_TESTABLE, f"{where}; it has no CNN pairing.")
     md, words = _cnn_mean(cnn, selection, boot)
@@ -1044,9 +1094,9 @@ def claims_markdown(claims: Sequence[Claim], runs: Sequence[Run]) -> str:
              "Every number below is computed from this run's saved predictions and logs; the "
              "verdicts follow the rule printed under each claim.\n",
              "Selections this run could make: " + (", ".join(could) or "none") + "."
-             + (f" Not made: {', '.join(could_not)} (no scratch/fine-tuned pairing whose jobs "
-                "saved that selection's probabilities; for validation: no validation split)."
-                if could_not else "") + "\n"]
+             + "".join(f" Not made: {s} (no scratch/fine-tuned pairing whose jobs saved "
+                       f"`{s}_probs`" + (": no validation split" if s == "validation" else "")
+                       + ")." for s in could_not) + "\n"]
     sections = [(s, SELECTIONS[s][1]) for s in SELECTIONS] + [(None, "")]
     header = ["claim", *[f"{s} selection" for s in SELECTIONS]]
     overview = []
@@ -1056,7 +1106,7 @@ def claims_markdown(claims: Sequence[Claim], runs: Sequence[Run]) -> str:
             overview.append([title, *[per[None]] * len(SELECTIONS)])
         else:
             overview.append([title, *[per.get(s, "—") for s in SELECTIONS]])
-    lines.append(_markdown_table(header, overview).replace("|---:", "|---") + "\n")
+    lines.append(_markdown_table(header, overview, len(header)) + "\n")
     for selection, label in sections:
         chosen = [c for c in claims if c.selection == selection]
         if not chosen:
@@ -1120,7 +1170,7 @@ def plot_gain_heatmap(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int,
     archs = _arch_order(table["arch"].tolist(), arch_order)
     extent = max(float(table["delta"].abs().max()), 0.01)
     norm = Normalize(vmin=-extent, vmax=extent)
-    cmap = colormaps["RdBu_r"].with_extremes(bad="#e6e6e6")
+    cmap = colormaps["RdBu_r"].with_extremes(bad="white")
     ncols = min(3, len(archs))
     nrows = math.ceil(len(archs) / ncols)
     fig = Figure(figsize=(ncols * (1.1 * len(downs) + 1.8), nrows * (0.6 * len(ups) + 1.6) + 1),
@@ -1134,6 +1184,8 @@ def plot_gain_heatmap(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int,
         for i, up in enumerate(ups):
             for j, down in enumerate(downs):
                 if (up, down) not in sub.index:
+                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
+                                           edgecolor="#b0b0b0", linewidth=0))
                     continue
                 row = sub.loc[(up, down)]
                 values[i, j] = row["delta"]
@@ -1159,10 +1211,11 @@ def plot_gain_heatmap(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int,
     fig.colorbar(image, ax=axes[: len(archs)].tolist(), label="Δ F1 (fine-tuned - scratch)",
                  shrink=0.9)
     level = _pct(float(table["level"].iloc[0]))
-    fig.legend([Rectangle((0, 0), 1, 1, fill=False, edgecolor="black", linewidth=2)],
-               [f"* / bold border: the {level} interval of Δ excludes 0"],
-               loc="outside lower center", fontsize="small")
-    fig.suptitle(f"Gain from fine-tuning ({selection} selection); grey: no pairing")
+    fig.legend([Rectangle((0, 0), 1, 1, fill=False, edgecolor="black", linewidth=2),
+                Rectangle((0, 0), 1, 1, fill=False, hatch="///", edgecolor="#b0b0b0")],
+               [f"* / bold border: the {level} interval of Δ excludes 0", "no pairing"],
+               loc="outside lower center", ncols=2, fontsize="small")
+    fig.suptitle(f"Δ F1 from fine-tuning ({selection} selection)")
     _write_figure(fig, path, dpi)
     return path
 
@@ -1175,8 +1228,9 @@ def plot_size_curve(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int, s
     """Δ F1 with its interval against the training-set size (log x), one panel per downstream.
 
     One line per architecture (marker) and upstream (colour, as in every figure here); a
-    hollow star marks each curve's crossover, the dashed line is Δ = 0. Points of different
-    curves at one size are spread slightly sideways so their error bars stay apart.
+    hollow star marks each curve's crossover, the dashed line is Δ = 0, error bars are the
+    intervals. Points of different curves at one size are spread slightly sideways so their
+    error bars stay apart.
     ``table`` is :func:`size_table`'s result.
     """
     _check_dpi(dpi)
@@ -1190,7 +1244,7 @@ def plot_size_curve(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int, s
     downs = sorted(table["downstream"].unique())
     ncols = min(2, len(downs))
     nrows = math.ceil(len(downs) / ncols)
-    fig = Figure(figsize=(5.5 * ncols, 3.8 * nrows + 1), layout="constrained")
+    fig = Figure(figsize=(max(8.0, 5.5 * ncols), 3.8 * nrows + 1.2), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     legend: dict[str, object] = {}
@@ -1199,9 +1253,9 @@ def plot_size_curve(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int, s
         keys = [(a, u) for a in archs for u in sorted(sub["upstream"].unique())
                 if ((sub["arch"] == a) & (sub["upstream"] == u)).any()]
         for k, (arch, up) in enumerate(keys):
-            curve = sub[(sub["arch"] == arch) & (sub["upstream"] == up)].sort_values("size")
+            curve = sub[(sub["arch"] == arch) & (sub["upstream"] == up)].sort_values("n_train")
             spread = 10 ** ((k - (len(keys) - 1) / 2) * 0.012)
-            x = curve["size"].to_numpy(dtype=float) * spread
+            x = curve["n_train"].to_numpy(dtype=float) * spread
             y = curve["delta"].to_numpy()
             err = np.vstack([y - curve["low"].to_numpy(), curve["high"].to_numpy() - y])
             handle = ax.errorbar(x, y, yerr=err, color=colours.get(up, "black"),
@@ -1209,12 +1263,15 @@ def plot_size_curve(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int, s
             legend.setdefault(f"{arch} from {up}", handle)
             cross = curve["crossover"].iloc[0]
             if not pd.isna(cross):
-                at = curve["size"].to_numpy() == cross
+                at = curve["n_train"].to_numpy() == cross
                 ax.plot(x[at], y[at], linestyle="none", marker="*", markersize=15,
                         markerfacecolor="none", markeredgecolor=colours.get(up, "black"),
                         markeredgewidth=1.3)
         ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
         ax.set_xscale("log")
+        sizes = sorted(sub["n_train"].unique())
+        ax.set_xticks(sizes, [str(n) for n in sizes], fontsize=8)
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training records (log scale)")
         ax.set_ylabel("Δ F1 (fine-tuned - scratch)")
         ax.set_title(down)
@@ -1226,8 +1283,7 @@ def plot_size_curve(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int, s
         markeredgecolor="black")
     fig.legend(list(legend.values()), list(legend), loc="outside lower center",
                ncols=min(len(legend), 3), fontsize="small")
-    fig.suptitle(f"Gain from fine-tuning against training-set size ({selection} selection), "
-                 f"{level} intervals")
+    fig.suptitle(f"Δ F1 from fine-tuning against training-set size ({selection} selection)")
     _write_figure(fig, path, dpi)
     return path
 

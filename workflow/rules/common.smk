@@ -26,6 +26,7 @@ CODE_VERSION = {
     "demo": code_hash("ecg_transfer.runlog", "ecg_transfer.demo"),
     "train": code_hash("ecg_transfer.runlog", "ecg_transfer.train"),
     "report": code_hash("ecg_transfer.runlog", "ecg_transfer.aggregate"),
+    "evaluate": code_hash("ecg_transfer.runlog", "ecg_transfer.evaluate", "ecg_transfer.gpu"),
 }
 DATA_CODE_VERSION = {
     name: code_hash(
@@ -275,3 +276,43 @@ def size_jobs():
                 metrics = rules.finetune_size.output.metrics.format(upstream=up, **where)
                 jobs.append(dict(regime="finetune", upstream=up, **where, metrics=metrics))
     return jobs
+
+
+def robustness_params():
+    return {k: v for k, v in config["robustness"].items() if k != "enabled"}
+
+
+def robustness_models(wildcards):
+    """Model id -> checkpoint of every fine-tuned and scratch model of a downstream dataset."""
+    models = {}
+    for seed in SEEDS:
+        for arch in ARCHS:
+            for up in (u for u, d in FINETUNE_PAIRS if d == wildcards.downstream):
+                where = dict(upstream=up, downstream=wildcards.downstream, arch=arch, seed=seed)
+                models[f"finetune/{up}/{arch}/seed{seed}"] = (
+                    rules.finetune.output.checkpoint.format(**where)
+                )
+            where = dict(downstream=wildcards.downstream, arch=arch, seed=seed)
+            models[f"scratch/{arch}/seed{seed}"] = rules.train_scratch.output.checkpoint.format(
+                **where
+            )
+    return models
+
+
+def robustness_checkpoints(wildcards):
+    return list(robustness_models(wildcards).values())
+
+
+def beyond_outputs():
+    """What the enabled parts beyond the paper produce (config keys melep, robustness)."""
+    out = []
+    if config["melep"]["enabled"]:
+        out += [
+            rules.transferability.output[0].format(upstream=u, downstream=d, arch=a, seed=s)
+            for u, d in FINETUNE_PAIRS
+            for a in ARCHS
+            for s in SEEDS
+        ]
+    if config["robustness"]["enabled"]:
+        out += [rules.robustness.output[0].format(downstream=d) for d in DOWNSTREAM]
+    return out

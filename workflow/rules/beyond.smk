@@ -1,0 +1,51 @@
+# Beyond the paper (config keys melep, robustness; both off in config.yaml, on in the demo):
+# transferability of each pretrained model scored before fine-tuning, and every trained
+# downstream model scored on perturbed copies of its test set. Only forward passes of saved
+# models: seconds, not training runs.
+
+
+rule transferability:
+    input:
+        pretrained=rules.pretrain.output.checkpoint,
+        shard=downstream_shards,
+    output:
+        "results/melep/{upstream}/{downstream}/{arch}/seed{seed}.json",
+    params:
+        code_version=CODE_VERSION["evaluate"],
+    threads: 1
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/study.yaml"
+    log:
+        "logs/transferability/{upstream}/{downstream}/{arch}/seed{seed}.log",
+    benchmark:
+        "benchmarks/transferability/{upstream}/{downstream}/{arch}/seed{seed}.tsv"
+    script:
+        "../scripts/transferability.py"
+
+
+# One job per downstream dataset: every perturbed test set is made once and given to each of
+# its models, so all see the same noise (and a job's start-up is paid once, not per model).
+rule robustness:
+    input:
+        models=robustness_checkpoints,
+        shard=downstream_shards,
+    output:
+        "results/robustness/{downstream}.npz",
+    params:
+        models=robustness_models,
+        levels=robustness_params()["levels"],
+        seed=robustness_params()["seed"],
+        code_version=CODE_VERSION["evaluate"],
+    threads: 1
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/study.yaml"
+    log:
+        "logs/robustness/{downstream}.log",
+    benchmark:
+        "benchmarks/robustness/{downstream}.tsv"
+    script:
+        "../scripts/robustness.py"
