@@ -423,9 +423,10 @@ def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
     position n, among the groups at least ``s = 1 / (2G - 2)`` behind ``n * share``, the one
     whose next member is most overdue, ``(taken + 1 - s) / share``, which keeps every prefix
     of n records within ``1 - s`` (< 1) record of ``n * share`` for every group. So each
-    class's rarest-label group is within one record of its share in every subset. Within a group the same rule orders the records by the other
-    labels (recursively; at the end, randomly and seeded), so a common class collects at most
-    the rounding of each group it appears in, not sampling noise.
+    class's rarest-label group is within one record of its share in every subset. Within a
+    group the same rule orders the records by the other labels (recursively; at the end,
+    randomly and seeded), so a common class collects at most the rounding of each group it
+    appears in, not sampling noise.
     """
     y = _as_label_matrix(labels)
     n = len(y)
