@@ -23,6 +23,6 @@ rule all:
     input:
         rules.aggregate.output,
         expand(rules.plot_curves.output[0], downstream=DOWNSTREAM),
-        [job["metrics"] for job in size_jobs()],
+        rules.results.output,
         beyond_outputs(),
     default_target: True

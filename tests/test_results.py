@@ -481,3 +481,16 @@ def test_other_bad_inputs_raise_a_value_error_that_says_what_was_wrong(tmp_path:
     Path(fine["predictions"]).write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="not a readable predictions"):
         load_runs([fine])
+
+
+def test_n_train_is_read_from_the_sidecar_when_not_given(tmp_path):
+    import json
+
+    from ecg_transfer.results import _sidecar_n_train
+
+    side = tmp_path / "model.json"
+    side.write_text(json.dumps({"records": {"train": 123, "val": 0, "test": 40}}))
+    assert _sidecar_n_train(side) == 123
+    side.write_text("{}")
+    with pytest.raises(ValueError, match=r"model\.json: cannot read records\.train"):
+        _sidecar_n_train(side)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -25,7 +27,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("study")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    cfg = tiny_config(train_sizes={"ptb": [10]})
+    cfg["melep"] = {"enabled": True}
+    cfg["robustness"] = {"enabled": True, "levels": {"emg": [6], "lead_dropout": [3]}}
+    cfg["results"] = {"n_boot": 1000}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
     snakemake(workdir)
     return workdir
 
@@ -64,6 +70,38 @@ def test_every_rule_ran_and_produced_its_outputs(study):
     for rule in ("download", "extract", "index_dataset", "make_shard", "pretrain", "finetune",
                  "train_scratch", "aggregate", "plot_curves", "make_demo_archive"):
         assert any((study / "logs" / rule).rglob("*.log")), f"no log for {rule}"
+
+
+def test_the_results_stage_states_each_claim_with_a_verdict(study):
+    claims = (study / "results/claims.md").read_text()
+    for claim in ("small", "vanish", "sooner", "RNN"):
+        assert claim in claims, claim
+    verdicts = re.findall(r"supported|not supported|not testable with this run", claims)
+    assert len(verdicts) >= 4
+    transfer = pd.read_csv(study / "results/tables/transfer_paper.csv")
+    # 2 upstreams x 3 downstreams x 2 archs, each with its paired interval
+    assert len(transfer) == 12 and (transfer.low <= transfer.delta).all()
+    assert (transfer.delta <= transfer.high).all()
+    sizes = pd.read_csv(study / "results/tables/sizes_paper.csv")
+    assert set(sizes.downstream) == {"ptb"}
+    for fig in ("gain_heatmap_paper", "size_curve_paper"):
+        assert (study / f"results/figures/{fig}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_melep_and_robustness_ran_for_every_model(study):
+    assert len(list((study / "results/melep").rglob("*.json"))) == 2 * 3 * 2
+    r = np.load(study / "results/robustness/ptb.npz")
+    # 2 upstreams x 2 archs fine-tuned + 2 archs from scratch, each clean + 2 perturbations
+    assert len(r["models"]) == 6
+    assert {k.split("|")[1] for k in r.files if "|" in k} == {"clean", "emg@6", "lead_dropout@3"}
+
+
+def test_the_html_report_holds_the_tables_and_claims(study):
+    snakemake(study, "--report", "results/report.html")
+    html = (study / "results/report.html").read_text(errors="replace")
+    for name in ("transfer_paper.csv", "claims.md", "f1.md", "gain_heatmap_paper.png",
+                 "curves_ptb.png"):
+        assert name in html, name
 
 
 def test_finetune_really_starts_from_the_pretrained_weights(study):

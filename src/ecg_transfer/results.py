@@ -24,6 +24,7 @@ and the tests write the input files by hand.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import zipfile
@@ -186,6 +187,14 @@ def _check_size(size: object, index: int) -> int | float | None:
     raise ValueError(f"job {index}: size must be {expected}, got {size!r}")
 
 
+def _sidecar_n_train(path: Path) -> int:
+    """The training records of a job, from its sidecar (``records.train``)."""
+    try:
+        return int(json.loads(path.read_text())["records"]["train"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: cannot read records.train from the sidecar ({err})") from None
+
+
 def _check_n_train(n_train: object, index: int) -> int:
     if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or n_train < 1:
         raise ValueError(f"job {index}: n_train must be a positive integer (the training records "
@@ -240,15 +249,15 @@ def _read_predictions(path: Path) -> dict[str, object]:
 def load_runs(jobs: Sequence[Mapping[str, object]]) -> list[Run]:
     """Read every scratch and fine-tuning job's metrics.csv and predictions.npz and check them.
 
-    Each job is a dict as for aggregate.collect plus ``predictions`` (path), ``n_train`` and
-    optionally ``size`` (None or missing: the full split). Beyond each file's own checks, the
-    comparisons need: every job of one downstream set scored on the same test records in the
-    same order with the same labels and classes (else Δ would compare different test sets);
-    the same ``n_train`` for every job of one downstream set and size; every subsample
-    trained on fewer records than its set's full split, and different sizes on different
-    record counts (the size axis is drawn against ``n_train``). ``size`` is as config key
-    size_axis.train_sizes writes it: a record count or a fraction of the train split. A
-    violation raises ValueError naming the files involved.
+    Each job is a dict as for aggregate.collect plus ``predictions`` (path), ``n_train`` (or
+    ``sidecar``, the job's model.json, to read it from) and optionally ``size`` (None or
+    missing: the full split). Beyond each file's own checks, the comparisons need: every job of
+    one downstream set scored on the same test records in the same order with the same labels
+    and classes (else Δ would compare different test sets); the same ``n_train`` for every job
+    of one downstream set and size; every subsample trained on fewer records than its set's
+    full split, and different sizes on different record counts (the size axis is drawn against
+    ``n_train``). ``size`` is as config key size_axis.train_sizes writes it: a record count or
+    a fraction of the train split. A violation raises ValueError naming the files involved.
     """
     runs: list[Run] = []
     seen: dict[tuple, int] = {}
@@ -256,10 +265,13 @@ def load_runs(jobs: Sequence[Mapping[str, object]]) -> list[Run]:
         job = _check_job(raw, index)
         if job["regime"] == "pretrain":
             continue
+        if "n_train" not in job and "sidecar" in job:
+            job = {**job, "n_train": _sidecar_n_train(Path(str(job["sidecar"])))}
         missing = [k for k in ("predictions", "n_train") if k not in job]
         if missing:
             raise ValueError(f"job {index}: missing key(s) {missing}; the results need the "
-                             "predictions file and the training-set size of every job")
+                             "predictions file and the training-set size of every job (or "
+                             "its sidecar model.json, which records it)")
         size = _check_size(job.get("size"), index)
         key = (job["downstream"], job["arch"], job["regime"], job["upstream"], size, job["seed"])
         if key in seen:

@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 import ecg_transfer.datasets
 import ecg_transfer.download
-import ecg_transfer.shards
+import ecg_transfer.results
 from ecg_transfer.codehash import code_hash
 
 
@@ -26,6 +26,7 @@ CODE_VERSION = {
     "demo": code_hash("ecg_transfer.runlog", "ecg_transfer.demo"),
     "train": code_hash("ecg_transfer.runlog", "ecg_transfer.train"),
     "report": code_hash("ecg_transfer.runlog", "ecg_transfer.aggregate"),
+    "results": code_hash("ecg_transfer.runlog", "ecg_transfer.results"),
     "evaluate": code_hash("ecg_transfer.runlog", "ecg_transfer.evaluate", "ecg_transfer.gpu"),
 }
 DATA_CODE_VERSION = {
@@ -82,6 +83,7 @@ localrules:
     extract,
     aggregate,
     plot_curves,
+    results,
 
 
 def _alternatives(names):
@@ -220,22 +222,27 @@ def training_jobs(downstream=None):
     for seed in SEEDS:
         for arch in ARCHS:
             for up in UPSTREAM:
-                metrics = rules.pretrain.output.metrics.format(upstream=up, arch=arch, seed=seed)
-                jobs.append(dict(regime="pretrain", upstream=up, downstream=up, arch=arch,
-                                 seed=seed, metrics=metrics))
+                where = dict(upstream=up, arch=arch, seed=seed)
+                jobs.append(dict(regime="pretrain", downstream=up, **where,
+                                 **_job_files(rules.pretrain, where)))
             for up, down in FINETUNE_PAIRS:
-                metrics = rules.finetune.output.metrics.format(upstream=up, downstream=down,
-                                                               arch=arch, seed=seed)
-                jobs.append(dict(regime="finetune", upstream=up, downstream=down, arch=arch,
-                                 seed=seed, metrics=metrics))
+                where = dict(upstream=up, downstream=down, arch=arch, seed=seed)
+                jobs.append(dict(regime="finetune", **where, **_job_files(rules.finetune, where)))
             for down in DOWNSTREAM:
-                metrics = rules.train_scratch.output.metrics.format(downstream=down, arch=arch,
-                                                                    seed=seed)
-                jobs.append(dict(regime="scratch", upstream=None, downstream=down, arch=arch,
-                                 seed=seed, metrics=metrics))
+                where = dict(downstream=down, arch=arch, seed=seed)
+                jobs.append(dict(regime="scratch", upstream=None, **where,
+                                 **_job_files(rules.train_scratch, where)))
     if downstream is None:
         return jobs
     return [j for j in jobs if j["downstream"] == downstream and j["regime"] != "pretrain"]
+
+
+def _job_files(rule, wildcards):
+    """A training job's metrics, predictions and sidecar paths: the rule's own outputs."""
+    return {
+        key: getattr(rule.output, key).format(**wildcards)
+        for key in ("metrics", "predictions", "sidecar")
+    }
 
 
 def training_metrics():
@@ -271,11 +278,45 @@ def size_jobs():
         for size, arch, seed in ((v, a, s) for v in sizes for a in SIZE_ARCHS for s in SEEDS):
             where = dict(downstream=down, arch=arch, seed=seed, size=size)
             jobs.append(dict(regime="scratch", upstream=None, **where,
-                             metrics=rules.train_scratch_size.output.metrics.format(**where)))
+                             **_job_files(rules.train_scratch_size, where)))
             for up in (u for u in SIZE_UPSTREAM if u != down):
-                metrics = rules.finetune_size.output.metrics.format(upstream=up, **where)
-                jobs.append(dict(regime="finetune", upstream=up, **where, metrics=metrics))
+                where_ft = dict(upstream=up, **where)
+                jobs.append(dict(regime="finetune", **where_ft,
+                                 **_job_files(rules.finetune_size, where_ft)))
     return jobs
+
+
+def result_jobs():
+    """The jobs the results stage compares: fine-tune and scratch of the grid and size axis."""
+    return [j for j in training_jobs() if j["regime"] != "pretrain"] + size_jobs()
+
+
+def result_inputs():
+    return [job[key] for job in result_jobs() for key in ("metrics", "predictions", "sidecar")]
+
+
+def families():
+    """Architecture -> family (config key families), for the architectures of this run."""
+    return {a: f for f, archs in config["families"].items() for a in archs if a in ARCHS}
+
+
+# The results stage's files, from the package's one list of them; each with its caption.
+RESULT_FILES = ecg_transfer.results.output_paths("results", sizes=bool(TRAIN_SIZES))
+
+
+CAPTIONS = ("transfer", "families", "sizes", "gain_heatmap", "size_curve", "convergence", "claims")
+
+
+def result_outputs():
+    """The results rule's named outputs, each wrapped for the HTML report with its caption
+    (workflow/report/<stem>.rst)."""
+    outputs = {}
+    for name, path in RESULT_FILES.items():
+        stem = next(c for c in CAPTIONS if name.startswith(c))
+        category = {".png": "Figures", ".csv": "Tables", ".md": "Tables"}[path.suffix]
+        category = "Claims" if stem == "claims" else category
+        outputs[name] = report(str(path), caption=f"../report/{stem}.rst", category=category)
+    return outputs
 
 
 def robustness_params():

@@ -1,6 +1,8 @@
-# Aggregation: F1 tables and convergence curves from every training job's metrics.csv. Each
-# figure and table is wrapped in report() with a caption from workflow/report/, so
-# `snakemake --report results/report.html` explains what it shows.
+# Aggregation: F1 tables and convergence curves from every training job's metrics.csv, and the
+# study's answer (results): Δ with paired bootstrap intervals, convergence, CNN vs RNN, the size
+# axis and each claim's verdict, from the saved predictions. Each figure and table is wrapped
+# in report() with a caption from workflow/report/, so `snakemake --report results/report.html`
+# explains what it shows.
 
 
 rule aggregate:
@@ -51,3 +53,26 @@ rule plot_curves:
         "logs/plot_curves/{downstream}.log",
     script:
         "../scripts/plot_curves.py"
+
+
+rule results:
+    input:
+        result_inputs(),
+    output:
+        **result_outputs(),
+    params:
+        jobs=result_jobs(),
+        out_dir="results",
+        families=families(),
+        arch_order=ARCHS,
+        stats=dict(config["results"]),
+        plots=plot_params(),
+        code_version=CODE_VERSION["results"],
+    conda:
+        "../../envs/study.yaml"
+    log:
+        "logs/results/results.log",
+    benchmark:
+        "benchmarks/results/results.tsv"
+    script:
+        "../scripts/results.py"
