@@ -62,7 +62,6 @@ rule results:
         **result_outputs(),
     params:
         jobs=result_jobs(),
-        out_dir="results",
         families=families(),
         arch_order=ARCHS,
         stats=dict(config["results"]),
