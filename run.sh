@@ -2,6 +2,8 @@
 # The project's entry point. Creates .venv with the pinned environment on first use, then:
 #   bash run.sh demo            the whole study on the embedded demo data (results/)
 #   bash run.sh test            the test suite (what CI runs, via .ci/run)
+#   bash run.sh report ARGS     results/report.html, one page with every table and figure
+#                               (ARGS: the run's config, e.g. --configfile config/demo.yaml)
 #   bash run.sh snakemake ARGS  any snakemake command inside the environment
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -64,7 +66,13 @@ demo)
     ensure_env
     # workflow/profiles/default applies by itself (Snakemake's workflow profile, profiles/default)
     "$VENV/bin/snakemake" --configfile config/demo.yaml "$@"
-    echo "run.sh: the demo study is in results/: tables/f1.md, tables/f1.csv, figures/" >&2
+    "$VENV/bin/snakemake" --configfile config/demo.yaml --report results/report.html
+    echo "run.sh: the demo study is in results/: claims.md (each claim with its verdict)," \
+        "tables/, figures/, and report.html (everything on one page)" >&2
+    ;;
+report)
+    ensure_env
+    exec "$VENV/bin/snakemake" --report results/report.html "$@"
     ;;
 test)
     ensure_env
@@ -76,7 +84,7 @@ snakemake)
     exec "$VENV/bin/snakemake" "$@"
     ;;
 *)
-    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
     [ "$command" = help ]
     ;;
 esac

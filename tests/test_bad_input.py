@@ -31,7 +31,7 @@ def run_stages(dataset: str, root: Path, out: Path, on_bad: str, protocol: str =
     meta = write_index(
         dataset, root, out / "index.csv", out / "index.json",
         preprocess={"protocol": protocol, "fs": 100, "seconds": 10},
-        split={"test_size": 0.33, "random_state": 1}, shard_size=2, on_bad_record=on_bad,
+        split={"test_size": 0.33, "random_state": 1}, parts=3, on_bad_record=on_bad,
     )
     parts, quarantine = [], []
     for i in range(meta["n_parts"]):

@@ -97,8 +97,9 @@ def test_dry_run_of_the_paper_study_lists_the_paper_grid(tmp_path):
     assert counts["pretrain"] == 18
     assert counts["finetune"] == 72
     assert counts["train_scratch"] == 30
-    # make_shard jobs (one per part) are known only once the index_dataset checkpoint has run
+    # every shard part is known before anything runs: ptbxl 11, cpsc2018 4, georgia 6, 1 + 1
     assert counts["download"] == counts["index_dataset"] == 5
+    assert counts["make_shard"] == 23
     assert counts["aggregate"] == 1
     assert counts["plot_curves"] == 5  # one figure per downstream dataset
     # the paper's size sweep, counted apart: ResNet1d18 from Georgia and from scratch, 6 sizes

@@ -23,13 +23,12 @@ ARCHS = ["resnet1d18", "gru"]
 TRAINING = ("pretrain", "finetune", "train_scratch")
 # Every job of one dataset's data stage, as the rules name them.
 DATA_PER_DATASET = {"make_demo_archive": 1, "download": 1, "extract": 1}
-# A dataset whose index (a checkpoint) re-runs: the dry run lists the index job; its shard parts
-# are counted, and scheduled, once the new index exists.
-INDEX_PER_DATASET = {"index_dataset": 1}
-# The tables, and the convergence figure of each downstream dataset (georgia, ptb)
-REPORTS = {"aggregate": 1, "plot_curves": 2}
-# The tables, and the figure of the one downstream dataset a change touches
-REPORTS_ONE = {"aggregate": 1, "plot_curves": 1}
+# A dataset whose index re-runs: the index job and its one shard part (parts: 1).
+INDEX_PER_DATASET = {"index_dataset": 1, "make_shard": 1}
+# The tables, the convergence figure of each downstream dataset (georgia, ptb), and the results
+REPORTS = {"aggregate": 1, "plot_curves": 2, "results": 1}
+# The tables, the figure of the one downstream dataset a change touches, and the results
+REPORTS_ONE = {"aggregate": 1, "plot_curves": 1, "results": 1}
 # The size axis' jobs: one fine-tune and one scratch job (georgia, 10 records)
 FT_SIZE, SCRATCH_SIZE = {"finetune_size": 1}, {"train_scratch_size": 1}
 SIZES = {**FT_SIZE, **SCRATCH_SIZE}
@@ -89,10 +88,12 @@ ROWS = {
                                  {**DATA_PER_DATASET, **INDEX_PER_DATASET, "finetune": 2,
                                   "train_scratch": 2, **REPORTS_ONE}),
     "remove an architecture": (_set("architectures", ["resnet1d18"]), REPORTS),
-    "a plotting option": (_set("plots.dpi", 72), {"plot_curves": 2}),
-    # the size axis: a new size is two new jobs, nothing else
-    "add a training size": (_set("size_axis.train_sizes", {"georgia": [10, 15]}), SIZES),
-    "another subset seed": (_set("size_axis.subset_seed", 1), SIZES),
+    "a plotting option": (_set("plots.dpi", 72), {"plot_curves": 2, "results": 1}),
+    # the size axis: a new size is two new jobs and the results, nothing else
+    "add a training size": (_set("size_axis.train_sizes", {"georgia": [10, 15]}),
+                            {**SIZES, "results": 1}),
+    "another subset seed": (_set("size_axis.subset_seed", 1), {**SIZES, "results": 1}),
+    "a statistic of the results": (_set("results.n_boot", 1500), {"results": 1}),
 }
 
 
@@ -133,14 +134,14 @@ CODE_ROWS = {
     "train.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **REPORTS},
     "metrics.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **REPORTS},
     # every dataset's index and shard (ptbxl, georgia, ptb) and everything after them
-    "shards.py": {"index_dataset": 3, "pretrain": 2, "finetune": 4,
+    "shards.py": {"index_dataset": 3, "make_shard": 3, "pretrain": 2, "finetune": 4,
                   "train_scratch": 4, **SIZES, **REPORTS},
-    "prepare.py": {"index_dataset": 3, "pretrain": 2, "finetune": 4,
+    "prepare.py": {"index_dataset": 3, "make_shard": 3, "pretrain": 2, "finetune": 4,
                    "train_scratch": 4, **SIZES, **REPORTS},
     # A reader re-runs only its own datasets' data stages and what is trained on them: the
     # training stage's code does not include the readers, nor does another dataset's data stage.
-    "datasets/ptb.py": {"index_dataset": 1, "finetune": 2, "train_scratch": 2, **REPORTS_ONE},
-    "datasets/challenge.py": {"index_dataset": 1, "finetune": 2, "train_scratch": 2, **SIZES,
+    "datasets/ptb.py": {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **REPORTS_ONE},
+    "datasets/challenge.py": {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **SIZES,
                               **REPORTS_ONE},
     "aggregate.py": REPORTS,
 }

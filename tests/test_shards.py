@@ -95,13 +95,13 @@ def test_read_shard_names_the_bad_file(tmp_path):
 # --- the index + parts stages ------------------------------------------------------------------
 
 
-def _stages(dataset, root, out, protocol="paper", split=None, shard_size=2000, **pre):
+def _stages(dataset, root, out, protocol="paper", split=None, parts=1, **pre):
     from ecg_transfer.prepare import make_part, write_index
 
     meta = write_index(dataset, root, out / "i.csv", out / "i.json",
                        preprocess={"protocol": protocol, "fs": 100, "seconds": 10, **pre},
                        split=split or {"test_size": 0.33, "random_state": 1},
-                       shard_size=shard_size)
+                       parts=parts)
     paths = []
     for i in range(meta["n_parts"]):
         make_part(out / "i.csv", out / "i.json", root, i, out / f"part{i}.h5",
@@ -117,7 +117,7 @@ def test_ribeiro_827_records_split_554_273_over_parts(tmp_path):
     tracings = rng.normal(size=(827, 4096, 12)).astype(np.float32)
     gold = (rng.random((827, 6)) < 0.05).astype(int)
     write_ribeiro(tmp_path / "data", tracings, gold)
-    meta, paths = _stages("ribeiro", tmp_path / "data", tmp_path, shard_size=300)
+    meta, paths = _stages("ribeiro", tmp_path / "data", tmp_path, parts=3)
     assert meta["n_parts"] == 3 and (meta["n_train"], meta["n_test"]) == (554, 273)
     assert meta["count_warnings"] == []  # the paper's own counts: nothing to warn about
     shard = read_shard(paths)
@@ -138,7 +138,8 @@ def test_ribeiro_827_records_split_554_273_over_parts(tmp_path):
     lo, hi = expected.min(axis=1, keepdims=True), expected.max(axis=1, keepdims=True)
     np.testing.assert_allclose(shard.signals[5], 2 * (expected - lo) / (hi - lo) - 1, atol=1e-5)
     with h5py.File(paths[1]) as f:
-        assert f.attrs["part"] == 1 and f.attrs["n_parts"] == 3 and len(f["record_ids"]) == 300
+        # by position after sorting: 276 / 276 / 275 records
+        assert f.attrs["part"] == 1 and f.attrs["n_parts"] == 3 and len(f["record_ids"]) == 276
         assert f["signals"].chunks == (1, 12, 1000)
 
 
@@ -153,7 +154,7 @@ def test_sound_split_keeps_patients_and_duplicates_together(tmp_path):
     write_ptbxl(tmp_path / "ptbxl", rows)
     meta, paths = _stages("ptbxl", tmp_path / "ptbxl", tmp_path, protocol="sound",
                           split={"test_size": 0.3, "val_size": 0.2, "random_state": 0},
-                          shard_size=16)
+                          parts=3)
     shard = read_shard(paths)
     assert shard.protocol == "sound" and set(shard.split) == {TRAIN, TEST, VAL}
     assert shard.patient_ids is not None and len(shard.patient_ids) == 40
@@ -174,7 +175,7 @@ def test_sound_split_keeps_patients_and_duplicates_together(tmp_path):
         hea.write_text(hea.read_text().replace(f"E{i:05d}", f"E{30 + i:05d}"))
     out = tmp_path / "g"
     out.mkdir()
-    _, paths = _stages("georgia", georgia, out, protocol="sound", shard_size=7)
+    _, paths = _stages("georgia", georgia, out, protocol="sound", parts=6)
     shard = read_shard(paths)
     assert len(shard.record_ids) == 40
     index = pd.read_csv(out / "i.csv", dtype={"record_id": str})

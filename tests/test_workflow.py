@@ -40,7 +40,7 @@ def test_every_rule_ran_and_produced_its_outputs(study):
     for name, n in RECORDS.items():
         assert (study / "resources" / "demo-mirror").glob(f"{name}.*")
         meta = json.loads((study / "results" / "index" / f"{name}.json").read_text())
-        assert meta["n_records"] == n and meta["n_parts"] == 1  # shard_size 2000
+        assert meta["n_records"] == n and meta["n_parts"] == 1  # parts: 1 (default)
         with h5py.File(study / "results" / "shards" / name / "part0.h5") as f:
             assert f["signals"].dtype == "float32"
             assert f["signals"].shape[1:] == (12, 200)

@@ -1,8 +1,8 @@
 """The data stages: index an extracted dataset, then preprocess it into shard parts.
 
 A dataset is indexed once (:func:`write_index`: record list, labels, split, and which part each
-record goes to) and then sharded in parts of at most ``shard_size`` records (:func:`make_part`),
-each its own job, so reading and preprocessing fan out over the machine or the cluster. The
+record goes to) and then sharded in a fixed number of parts (:func:`make_part`), each its own
+job, so reading and preprocessing fan out over the machine or the cluster. The
 readers (:mod:`ecg_transfer.datasets`) are imported here and nowhere in the training stage, so an
 edit to a reader re-runs the shards and what depends on them through the data, not through the
 training stage's code hash.
@@ -44,21 +44,21 @@ def write_index(
     *,
     preprocess: dict,
     split: dict,
-    shard_size: int,
+    parts: int,
     on_bad_record: str = "error",
 ) -> dict:
     """Index an extracted dataset, assign the split, and cut it into parts; returns the meta.
 
     Writes ``csv_path`` (one row per record: the dataset index plus ``split``, -1 for records
     left out, and ``part``) and ``meta_path`` (JSON: classes, protocol settings, split method,
-    ``n_parts`` and counts), both atomically. Parts are consecutive runs of at most
-    ``shard_size`` records in sorted order, dropped and quarantined ones included, so that every
+    ``n_parts`` and counts), both atomically. The records, in sorted order and dropped and
+    quarantined ones included, are cut into ``parts`` consecutive runs of (nearly) equal length
+    by position, so that the number of parts, and so every shard job, is known from the config
+    before anything is read, and every
     record is listed by exactly one part.
     """
-    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
-        raise ValueError(
-            f"datasets.{dataset}.shard_size is {shard_size!r}; expected an integer >= 1"
-        )
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise ValueError(f"datasets.{dataset}.parts is {parts!r}; expected an integer >= 1")
     idx = datasets.index(dataset, root, **preprocess, on_bad_record=on_bad_record)
     table = idx.table
     ok = (table["status"] == datasets.OK).to_numpy()
@@ -78,14 +78,12 @@ def write_index(
     column = np.full(len(table), -1, dtype=np.int64)
     column[ok] = split_vec
     table["split"] = column
-    table["part"] = np.arange(len(table)) // shard_size
-    n_parts = max(1, math.ceil(len(table) / shard_size))
+    table["part"] = np.arange(len(table)) * parts // max(len(table), 1)
     meta = {
         **idx.meta(),
         "split_method": method,
         "split_spec": {k: v for k, v in vars(spec).items()},
-        "shard_size": shard_size,
-        "n_parts": n_parts,
+        "n_parts": parts,
         **{f"n_{name}": int((split_vec == i).sum()) for i, name in enumerate(SPLIT_NAMES)},
     }
     meta["count_warnings"] = _count_warnings(dataset, idx, spec, meta)
@@ -95,10 +93,11 @@ def write_index(
         log.warning("%s (stored in the index meta and the shard's count_warnings)", warning)
     log.info(
         "%s: %d records indexed (%d ok, %d dropped, %d bad), %d classes %s; split %s: %s; "
-        "%d part(s) of at most %d records",
+        "%d part(s) of about %d records",
         dataset, len(table), meta["n_ok"], meta["n_dropped"], meta["n_bad"], len(idx.classes),
         idx.classes, method,
-        " / ".join(f"{meta[f'n_{name}']} {name}" for name in SPLIT_NAMES), n_parts, shard_size,
+        " / ".join(f"{meta[f'n_{name}']} {name}" for name in SPLIT_NAMES), parts,
+        math.ceil(len(table) / parts),
     )
     with atomic_path(csv_path) as tmp:
         idx.to_csv(tmp)
@@ -253,7 +252,7 @@ def make_shard(
     csv_path = path.with_suffix(".index.csv")
     meta_path = path.with_suffix(".index.json")
     write_index(dataset, root, csv_path, meta_path, preprocess=preprocess, split=split,
-                shard_size=2**62, on_bad_record=on_bad_record)
+                parts=1, on_bad_record=on_bad_record)
     make_part(csv_path, meta_path, root, 0, path, path.with_suffix(".quarantine.csv"),
               on_bad_record=on_bad_record)
     return path

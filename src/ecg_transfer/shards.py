@@ -35,14 +35,9 @@ import numpy as np
 from ecg_transfer.fileio import atomic_path
 from ecg_transfer.splits import SPLIT_NAMES
 
-__all__ = ["PartWriter", "Shard", "part_paths", "read_shard", "write_attrs", "write_shard"]
+__all__ = ["PartWriter", "Shard", "read_shard", "write_attrs", "write_shard"]
 
 _WRITE_BLOCK = 64  # records buffered before each HDF5 append: memory stays O(block), not O(N)
-
-
-def part_paths(shard_dir: str | os.PathLike, n_parts: int) -> list[str]:
-    """The part files of a dataset's shard folder, in order (what training rules take)."""
-    return [str(Path(shard_dir) / f"part{i}.h5") for i in range(n_parts)]
 
 
 class PartWriter:

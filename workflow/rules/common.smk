@@ -1,11 +1,10 @@
 # Config -> job lists, wildcard constraints and input functions. All of the workflow's Python
 # lives here; the rules only name these functions.
-import json
-
 from snakemake.utils import validate
 
 import ecg_transfer.datasets
 import ecg_transfer.download
+import ecg_transfer.metrics
 import ecg_transfer.results
 from ecg_transfer.codehash import code_hash
 
@@ -165,8 +164,8 @@ def dataset_root(wildcards):
     return local if local else rules.extract.output[0].format(dataset=wildcards.dataset)
 
 
-def shard_size(wildcards):
-    return dataset_cfg(wildcards)["shard_size"]
+def shard_parts(wildcards):
+    return dataset_cfg(wildcards)["parts"]
 
 
 def on_bad_record(wildcards):
@@ -182,13 +181,11 @@ def data_code_version(wildcards):
 
 
 def _shard_parts(dataset):
-    """All parts of a dataset's shard: their number is known once index_dataset has run."""
-    meta = checkpoints.index_dataset.get(dataset=dataset).output.meta
-    with open(meta) as handle:
-        n_parts = int(json.load(handle)["n_parts"])
+    """All parts of a dataset's shard: the config fixes their number (datasets.<name>.parts),
+    so the whole DAG is known before anything has run."""
     return [
         rules.make_shard.output.shard.format(dataset=dataset, part=i)
-        for i in range(n_parts)
+        for i in range(config["datasets"][dataset]["parts"])
     ]
 
 
@@ -304,15 +301,14 @@ def families():
 RESULT_FILES = ecg_transfer.results.output_paths("results", sizes=bool(TRAIN_SIZES))
 
 
-CAPTIONS = ("transfer", "families", "sizes", "gain_heatmap", "size_curve", "convergence", "claims")
-
-
 def result_outputs():
-    """The results rule's named outputs, each wrapped for the HTML report with its caption
-    (workflow/report/<stem>.rst)."""
+    """The results rule's named outputs, each wrapped for the HTML report with its caption:
+    workflow/report/<file name without selection and extension>.rst."""
     outputs = {}
     for name, path in RESULT_FILES.items():
-        stem = next(c for c in CAPTIONS if name.startswith(c))
+        stem = path.stem
+        for selection in ecg_transfer.metrics.SELECTIONS:
+            stem = stem.removesuffix(f"_{selection}")
         category = {".png": "Figures", ".csv": "Tables", ".md": "Tables"}[path.suffix]
         category = "Claims" if stem == "claims" else category
         outputs[name] = report(str(path), caption=f"../report/{stem}.rst", category=category)

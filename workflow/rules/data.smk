@@ -51,18 +51,18 @@ rule extract:
 
 
 # Phase 1, cheap and serial: the record list, labels and split from headers and label files,
-# and how many parts the shard has. A checkpoint, as that number decides the shard jobs.
-checkpoint index_dataset:
+# and which part each record goes to (the number of parts is the config's, datasets.<name>.parts).
+rule index_dataset:
     input:
         root=dataset_root,
     output:
         csv="results/index/{dataset}.csv",
         meta="results/index/{dataset}.json",
     params:
-        # scaling is applied by make_shard: changing it must not re-index (a checkpoint)
+        # scaling is applied by make_shard: changing it re-runs the parts, not the index
         preprocess=index_preprocess_params,
         split=split_params,
-        shard_size=shard_size,
+        parts=shard_parts,
         on_bad_record=on_bad_record,
         code_version=data_code_version,
     conda:

@@ -10,6 +10,6 @@ prepare.write_index(
     snakemake.output.meta,
     preprocess=snakemake.params.preprocess,
     split=snakemake.params.split,
-    shard_size=snakemake.params.shard_size,
+    parts=snakemake.params.parts,
     on_bad_record=snakemake.params.on_bad_record,
 )
