@@ -39,6 +39,7 @@ def _shard(path, n=48, n_classes=3, n_samples=64, seed=0, dataset="toy"):
 
 
 def _run(tmp_path, shard, name, pretrained=None, resume_dir=None, **kw):
+    kw.setdefault("resume_interval_s", 0.0)  # tests of resume want a state after every epoch
     settings = train.TrainSettings(arch=kw.pop("arch", "resnet1d18"), epochs=kw.pop("epochs", 3),
                                    batch_size=16, lr=kw.pop("lr", 0.001), seed=kw.pop("seed", 0),
                                    **kw)
@@ -295,7 +296,8 @@ def test_make_optimizer_groups():
 # --------------------------------------------------------------------------------------------
 # Resume
 
-RESUME_KW = {"arch": "resnet1d18", "epochs": 5, "lr": 0.003, "seed": 2}
+RESUME_KW = {"arch": "resnet1d18", "epochs": 5, "lr": 0.003, "seed": 2,
+             "resume_interval_s": 0.0}
 _CHILD = """
 import json, sys
 from ecg_transfer import train
@@ -481,3 +483,17 @@ def test_pretraining_on_all_records_has_no_test_split_and_keeps_the_last_epoch(t
     row = collect([{"regime": "pretrain", "upstream": "toy", "downstream": "toy",
                     "arch": "gru", "seed": 0, "metrics": str(out / "metrics.csv")}]).iloc[0]
     assert pd.isna(row.best_test_f1) and pd.isna(row.best_epoch)
+
+
+def test_a_short_job_writes_its_resume_state_only_once_the_interval_has_passed(tmp_path,
+                                                                               monkeypatch):
+    shard = _shard(tmp_path / "toy.h5")
+    saved = []
+    real = train.ResumeStore.save
+    monkeypatch.setattr(train.ResumeStore, "save",
+                        lambda self, epoch, *a: saved.append(epoch) or real(self, epoch, *a))
+    _run(tmp_path, shard, "quick", arch="gru", epochs=3, resume_dir=tmp_path / "r",
+         resume_interval_s=3600.0)
+    assert saved == []  # three epochs of a second each: nothing worth a write
+    _run(tmp_path, shard, "every", arch="gru", epochs=3, resume_dir=tmp_path / "r2")
+    assert saved == [1, 2, 3]

@@ -32,7 +32,8 @@ def tiny_config(*, records: Mapping[str, int] = RECORDS,
     """The demo study shrunk: 4 s at 50 Hz, ``records`` per mirror, ``epochs`` per regime.
 
     ``train_sizes`` is the size axis (the first architecture, fine-tuned from the first
-    upstream); none by default.
+    upstream); none by default. MELEP and robustness, on in the demo, are off: a test that
+    wants them turns them on.
     """
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     # config/demo.yaml is merged over config.yaml; its dataset entries are complete.
@@ -46,6 +47,8 @@ def tiny_config(*, records: Mapping[str, int] = RECORDS,
     cfg["downstream"] = list(downstream)
     stage = {"epochs": epochs, "batch_size": 16, "lr": 0.001}
     cfg["training"] = {k: dict(stage) for k in ("pretrain", "finetune", "scratch")}
+    cfg["melep"] = {"enabled": False}
+    cfg["robustness"] = {"enabled": False}
     cfg["size_axis"] = {"train_sizes": {k: list(v) for k, v in (train_sizes or {}).items()},
                         "architectures": list(architectures[:1]),
                         "upstream": list(upstream[:1])}

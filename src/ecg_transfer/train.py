@@ -69,7 +69,7 @@ STAGE_KEYS = ("epochs", "batch_size", "lr", "strategy", "backbone_lr_factor")
 STUDY_KEYS = ("selection", "validation_fraction", "precision")
 #: Settings that do not change a job's numbers, so a resume state written under other values
 #: is still that job's state (a preempted job may come back with other threads or another GPU).
-_NOT_IN_FINGERPRINT = ("threads", "device")
+_NOT_IN_FINGERPRINT = ("threads", "device", "resume_interval_s")
 
 ShardPaths = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -109,6 +109,10 @@ class TrainSettings:
     subset_seed: int = 0
     strategy: str = "full"  # only with init_from="pretrained"
     backbone_lr_factor: float = 0.1  # discriminative: backbone lr = lr * factor
+    # The resume state (model, Adam, RNG) is written after an epoch once this many seconds have
+    # passed since the last write (0: after every epoch). A kill loses at most this much work
+    # plus one epoch; short jobs (the demo's epochs take a second) never pay for the writes.
+    resume_interval_s: float = 30.0
     # fp32: float32 everywhere, TF32 matmuls/convolutions allowed on CUDA. bf16: bfloat16
     # autocast on CUDA; CPU jobs always train in float32.
     precision: str = "fp32"
@@ -433,15 +437,18 @@ def train(
         log.info("resuming after epoch %d of %d from %s", progress.epoch, settings.epochs,
                  store.folder)
     start_epoch, started = progress.epoch, time.monotonic()
+    last_saved = started
     _log_start(settings, data, device)
     try:
         for epoch in range(start_epoch + 1, settings.epochs + 1):
             row, test_probs = run_epoch(model, optimizer, data, settings, order_gen, epoch,
                                         autocast)
             progress.record(row, test_probs, model, optimizer, settings.save_optimizer)
-            if store is not None:
+            due = time.monotonic() - last_saved >= settings.resume_interval_s
+            if store is not None and due:
                 store.save(epoch, _snapshot(progress, model, optimizer),
                            _resume_extras(progress, order_gen))
+                last_saved = time.monotonic()
             eta = (time.monotonic() - started) / (epoch - start_epoch) * (settings.epochs - epoch)
             _log_epoch(row, settings.epochs, eta)
     finally:

@@ -203,9 +203,17 @@ def stage_params(stage):
 
 def training_params():
     """The study-wide training keys (selection, validation_fraction, precision): every training
-    job's numbers or saved epoch depend on them."""
-    stages = ("pretrain", "finetune", "scratch")
+    job's numbers or saved epoch depend on them (keep_checkpoints, which only decides what stays
+    on disk, does not)."""
+    stages = ("pretrain", "finetune", "scratch", "keep_checkpoints")
     return {k: v for k, v in config["training"].items() if k not in stages}
+
+
+def downstream_model(path):
+    """A fine-tuned or scratch model.pt: temporary (deleted once the jobs that read it, the
+    robustness evaluation, are done; the metrics, predictions and sidecar stay) unless
+    training.keep_checkpoints is `all`. Pretrained models are always kept."""
+    return path if config["training"]["keep_checkpoints"] == "all" else temp(path)
 
 
 def plot_params():

@@ -19,7 +19,8 @@ rule pretrain:
         # not an output: Snakemake deletes the outputs of a failed job, the resume state must stay
         resume="results/.resume/pretrain/{upstream}/{arch}/seed{seed}",
         init_from="scratch",
-        save_optimizer=True,
+        # fine-tuning starts from the weights alone: Adam's state (twice the model) is not kept
+        save_optimizer=False,
         # the paper's pretraining keeps the epoch of best unweighted mean per-class test F1
         paper_metric="test_macro_f1",
         # train: the upstream's train split; full: all its records (datasets.<name>)
@@ -45,7 +46,9 @@ use rule pretrain as finetune with:
         shard=downstream_shards,
         pretrained=rules.pretrain.output.checkpoint,
     output:
-        checkpoint="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/model.pt",
+        checkpoint=downstream_model(
+            "results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/model.pt"
+        ),
         sidecar="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/model.json",
         metrics="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/metrics.csv",
         predictions="results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/predictions.npz",
@@ -54,7 +57,6 @@ use rule pretrain as finetune with:
         training=training_params(),
         resume="results/.resume/finetune/{upstream}/{downstream}/{arch}/seed{seed}",
         init_from="pretrained",
-        # downstream models start nothing else: no Adam state (twice the model's size)
         save_optimizer=False,
         paper_metric="test_f1",
         train_on="train",
@@ -70,7 +72,9 @@ use rule pretrain as train_scratch with:
     input:
         shard=downstream_shards,
     output:
-        checkpoint="results/scratch/{downstream}/{arch}/seed{seed}/model.pt",
+        checkpoint=downstream_model(
+            "results/scratch/{downstream}/{arch}/seed{seed}/model.pt"
+        ),
         sidecar="results/scratch/{downstream}/{arch}/seed{seed}/model.json",
         metrics="results/scratch/{downstream}/{arch}/seed{seed}/metrics.csv",
         predictions="results/scratch/{downstream}/{arch}/seed{seed}/predictions.npz",
@@ -97,7 +101,9 @@ use rule finetune as finetune_size with:
         shard=downstream_shards,
         pretrained=rules.pretrain.output.checkpoint,
     output:
-        checkpoint="results/sizes/finetune/{upstream}/{downstream}/{arch}/n{size}/seed{seed}/model.pt",
+        checkpoint=downstream_model(
+            "results/sizes/finetune/{upstream}/{downstream}/{arch}/n{size}/seed{seed}/model.pt"
+        ),
         sidecar="results/sizes/finetune/{upstream}/{downstream}/{arch}/n{size}/seed{seed}/model.json",
         metrics="results/sizes/finetune/{upstream}/{downstream}/{arch}/n{size}/seed{seed}/metrics.csv",
         predictions="results/sizes/finetune/{upstream}/{downstream}/{arch}/n{size}/seed{seed}/predictions.npz",
@@ -120,7 +126,9 @@ use rule finetune as finetune_size with:
 
 use rule train_scratch as train_scratch_size with:
     output:
-        checkpoint="results/sizes/scratch/{downstream}/{arch}/n{size}/seed{seed}/model.pt",
+        checkpoint=downstream_model(
+            "results/sizes/scratch/{downstream}/{arch}/n{size}/seed{seed}/model.pt"
+        ),
         sidecar="results/sizes/scratch/{downstream}/{arch}/n{size}/seed{seed}/model.json",
         metrics="results/sizes/scratch/{downstream}/{arch}/n{size}/seed{seed}/metrics.csv",
         predictions="results/sizes/scratch/{downstream}/{arch}/n{size}/seed{seed}/predictions.npz",

@@ -1,0 +1,92 @@
+"""What a training job costs outside its epochs, before and after issue 11's changes.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/overhead.py [--repeat 3] [--archs resnet1d101 gru]
+
+Each run is a fresh Python process that trains one demo-sized job (120 records of 12 x 150
+samples, 4 epochs, batch 16) through ``train.train`` as the workflow's script does, with a
+resume folder. The overhead is the process's wall time minus the epochs' own ``seconds`` in
+metrics.csv: interpreter start, imports, reading the shard, building the model, resume-state
+writes, and writing the outputs. Two settings side by side, in the same run:
+
+* ``before``: a resume state after every epoch and Adam's state in model.pt (the engine's
+  behaviour before issue 11, and still the pretrained models' before it);
+* ``after``: the defaults now (a resume state only once 30 s have passed; no Adam state).
+
+Prints the median overhead per setting and architecture and the ratio after / before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecg_transfer.datasets import STANDARD_LEADS, RecordSet
+from ecg_transfer.shards import write_shard
+from ecg_transfer.splits import SplitSpec, split_records
+
+SETTINGS = {
+    "before": {"resume_interval_s": 0.0, "save_optimizer": True},
+    "after": {},
+}
+
+_CHILD = """
+import json, sys
+from ecg_transfer import train
+shard, out, kw = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+settings = train.TrainSettings(epochs=4, batch_size=16, lr=0.001, seed=0, **kw)
+train.train(shard, settings, metrics_path=out + "/metrics.csv", checkpoint_path=out + "/model.pt",
+            predictions_path=out + "/predictions.npz", resume_dir=out + "/resume")
+"""
+
+
+def make_shard(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    n, t = 180, 150
+    labels = (rng.random((n, 5)) < 0.3).astype(np.uint8)
+    x = rng.normal(0, 0.3, (n, 12, t)).astype(np.float32)
+    rs = RecordSet(signals=x, labels=labels, classes=[f"c{k}" for k in range(5)],
+                   record_ids=[f"r{i:03d}" for i in range(n)], fs=50.0,
+                   leads=list(STANDARD_LEADS), patient_ids=None, folds=None, dropped=[],
+                   protocol="paper")
+    split, method = split_records(rs, SplitSpec(test_size=0.33, random_state=1))
+    return write_shard(path, "bench", rs, split, method)
+
+
+def overhead(shard: Path, out: Path, kw: dict) -> float:
+    out.mkdir(parents=True)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _CHILD, str(shard), str(out), json.dumps(kw)],
+                   check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    return wall - float(pd.read_csv(out / "metrics.csv")["seconds"].sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--archs", nargs="+", default=["resnet1d101", "resnet1d18", "gru"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="overhead-bench-") as tmp:
+        shard = make_shard(Path(tmp) / "bench.h5")
+        for arch in args.archs:
+            medians = {}
+            for name, extra in SETTINGS.items():
+                runs = [overhead(shard, Path(tmp) / f"{arch}-{name}-{i}", {"arch": arch, **extra})
+                        for i in range(args.repeat)]
+                medians[name] = statistics.median(runs)
+                print(f"{arch:12s} {name:7s} overhead {medians[name]:5.2f} s  "
+                      f"(runs: {', '.join(f'{r:.2f}' for r in runs)})", flush=True)
+            print(f"{arch:12s} after / before: {medians['after'] / medians['before']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
