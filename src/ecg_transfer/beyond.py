@@ -802,74 +802,89 @@ def robustness_tables(sets: Sequence[RobustnessSet], *, n_boot: int, seed: int, 
     record_ss, seed_ss = np.random.SeedSequence(seed).spawn(2)
     seed_rng = np.random.default_rng(seed_ss)
     model_rows, pair_rows, curve_rows, unpaired = [], [], [], []
-    harsh: dict[str, list[np.ndarray]] = {}
-    harsh_points: dict[str, list[float]] = {}
-    harsh_sets: dict[str, set[str]] = {}
     for rs, ss in zip(sets, record_ss.spawn(len(sets)), strict=True):
         scored = _set_replicates(rs, n_boot, np.random.default_rng(ss))
         groups = _groups(rs, scored, n_boot, seed_rng)
         means = {g: grp.mean() for g, grp in groups.items()}
-        harshest = {k: max(i for i, c in enumerate(rs.conditions) if c[0] == k)
-                    for k in rs.kinds}
         model_rows += _model_rows(rs, groups, means, n_boot, level)
-        for (arch, regime, upstream), grp in groups.items():
-            if regime != "finetune":
-                continue
-            scratch = groups.get((arch, "scratch", ""))
-            if scratch is None:
-                unpaired.append(f"{arch} fine-tuned from {upstream} on {rs.downstream} "
-                                f"(`{rs.path}`)")
-                continue
-            pts_b, pts_a = grp.full.mean(axis=0), scratch.full.mean(axis=0)
-            mb, ma = means[arch, regime, upstream], means[arch, "scratch", ""]
-            reps = (mb - mb[:, :1]) - (ma - ma[:, :1])
-            for i, (kind, lv) in enumerate(rs.conditions):
-                if kind == CLEAN:
-                    continue
-                diff = float((pts_b[i] - pts_b[0]) - (pts_a[i] - pts_a[0]))
-                low, high = _percentile_interval(reps[:, i], level)
-                pair_rows.append({
-                    "downstream": rs.downstream, "arch": arch, "upstream": upstream,
-                    "kind": kind, "level": lv, "harshest": i == harshest[kind],
-                    "seeds_finetune": len(grp.full), "seeds_scratch": len(scratch.full),
-                    "n_test": len(rs.y_true), "finetune_clean_f1": float(pts_b[0]),
-                    "finetune_f1": float(pts_b[i]),
-                    "finetune_degradation": float(pts_b[i] - pts_b[0]),
-                    "scratch_clean_f1": float(pts_a[0]), "scratch_f1": float(pts_a[i]),
-                    "scratch_degradation": float(pts_a[i] - pts_a[0]), "difference": diff,
-                    "low": low, "high": high, "excludes_zero": not low <= 0.0 <= high,
-                    "n_boot": n_boot, "coverage": level})
-                if i == harshest[kind]:
-                    harsh.setdefault(kind, []).append(reps[:, i])
-                    harsh_points.setdefault(kind, []).append(diff)
-                    harsh_sets.setdefault(kind, set()).add(rs.downstream)
-        for regime, upstream in sorted({(r, u) for _, r, u in groups}):
-            members = [g for g in groups if g[1:] == (regime, upstream)]
-            point = np.mean([groups[g].full.mean(axis=0) for g in members], axis=0)
-            reps = np.mean([means[g] for g in members], axis=0)
-            for i, (kind, lv) in enumerate(rs.conditions):
-                low, high = _percentile_interval(reps[:, i], level)
-                curve_rows.append({"downstream": rs.downstream, "regime": regime,
-                                   "upstream": upstream, "kind": kind, "level": lv,
-                                   "f1": float(point[i]), "low": low, "high": high,
-                                   "archs": len(members)})
-    models = _sorted(pd.DataFrame(model_rows, columns=list(ROBUSTNESS_COLUMNS)), arch_order)
-    pairs = _sorted(pd.DataFrame(pair_rows, columns=list(PAIR_COLUMNS)), arch_order)
-    by_kind = {k: _mean_of(harsh[k], harsh_points[k], harsh_sets[k], n_boot, level)
-               for k in LEVELS if k in harsh}
-    everything = [r for k in by_kind for r in harsh[k]]
-    overall = (_mean_of(everything, [p for k in by_kind for p in harsh_points[k]],
-                        set().union(*harsh_sets.values()), n_boot, level)
-               if everything else None)
-    return RobustnessTables(models, pairs, pd.DataFrame(curve_rows, columns=list(_CURVE_COLUMNS)),
-                            overall, by_kind, tuple(unpaired))
+        rows, lone = _pair_rows(rs, groups, means, n_boot, level)
+        pair_rows += rows
+        unpaired += lone
+        curve_rows += _curve_rows(rs, groups, means, level)
+    # the claim's numbers: each (pair, kind) at the kind's harshest level, weighing the same
+    harsh = [r for r in pair_rows if r["harshest"]]
+    by_kind = {k: _mean_of([r for r in harsh if r["kind"] == k], n_boot, level)
+               for k in LEVELS if any(r["kind"] == k for r in harsh)}
+    for r in pair_rows:
+        del r["_reps"]
+    return RobustnessTables(
+        _sorted(pd.DataFrame(model_rows, columns=list(ROBUSTNESS_COLUMNS)), arch_order),
+        _sorted(pd.DataFrame(pair_rows, columns=list(PAIR_COLUMNS)), arch_order),
+        pd.DataFrame(curve_rows, columns=list(_CURVE_COLUMNS)),
+        _mean_of(harsh, n_boot, level) if harsh else None, by_kind, tuple(unpaired))
 
 
-def _mean_of(reps: Sequence[np.ndarray], points: Sequence[float], sets: set[str], n_boot: int,
-             level: float) -> MeanDelta:
-    """Every value weighs the same; replicates of one set share their record resample."""
-    low, high = _percentile_interval(np.mean(reps, axis=0), level)
-    return MeanDelta(float(np.mean(points)), low, high, n_boot, level, len(points), len(sets))
+def _pair_rows(rs: RobustnessSet, groups: Mapping[tuple[str, str, str], _Group],
+               means: Mapping[tuple[str, str, str], np.ndarray], n_boot: int, level: float
+               ) -> tuple[list[dict[str, object]], list[str]]:
+    """Each fine-tuned model group against the scratch group of its architecture, at every
+    perturbed condition (rows keep their replicates under ``_reps``), and the fine-tuned
+    groups without a scratch counterpart."""
+    harshest = {k: max(i for i, c in enumerate(rs.conditions) if c[0] == k) for k in rs.kinds}
+    rows, unpaired = [], []
+    for (arch, regime, upstream), grp in groups.items():
+        if regime != "finetune":
+            continue
+        scratch = groups.get((arch, "scratch", ""))
+        if scratch is None:
+            unpaired.append(f"{arch} fine-tuned from {upstream} on {rs.downstream} "
+                            f"(`{rs.path}`)")
+            continue
+        pts_b, pts_a = grp.full.mean(axis=0), scratch.full.mean(axis=0)
+        mb, ma = means[arch, regime, upstream], means[arch, "scratch", ""]
+        reps = (mb - mb[:, :1]) - (ma - ma[:, :1])
+        for i, (kind, lv) in enumerate(rs.conditions):
+            if kind == CLEAN:
+                continue
+            low, high = _percentile_interval(reps[:, i], level)
+            rows.append({
+                "downstream": rs.downstream, "arch": arch, "upstream": upstream,
+                "kind": kind, "level": lv, "harshest": i == harshest[kind],
+                "seeds_finetune": len(grp.full), "seeds_scratch": len(scratch.full),
+                "n_test": len(rs.y_true), "finetune_clean_f1": float(pts_b[0]),
+                "finetune_f1": float(pts_b[i]),
+                "finetune_degradation": float(pts_b[i] - pts_b[0]),
+                "scratch_clean_f1": float(pts_a[0]), "scratch_f1": float(pts_a[i]),
+                "scratch_degradation": float(pts_a[i] - pts_a[0]),
+                "difference": float((pts_b[i] - pts_b[0]) - (pts_a[i] - pts_a[0])),
+                "low": low, "high": high, "excludes_zero": not low <= 0.0 <= high,
+                "n_boot": n_boot, "coverage": level, "_reps": reps[:, i]})
+    return rows, unpaired
+
+
+def _curve_rows(rs: RobustnessSet, groups: Mapping[tuple[str, str, str], _Group],
+                means: Mapping[tuple[str, str, str], np.ndarray],
+                level: float) -> list[dict[str, object]]:
+    """The figures' lines: per upstream (or scratch), the F1 averaged over architectures."""
+    rows = []
+    for regime, upstream in sorted({(r, u) for _, r, u in groups}):
+        members = [g for g in groups if g[1:] == (regime, upstream)]
+        point = np.mean([groups[g].full.mean(axis=0) for g in members], axis=0)
+        reps = np.mean([means[g] for g in members], axis=0)
+        for i, (kind, lv) in enumerate(rs.conditions):
+            low, high = _percentile_interval(reps[:, i], level)
+            rows.append({"downstream": rs.downstream, "regime": regime, "upstream": upstream,
+                         "kind": kind, "level": lv, "f1": float(point[i]), "low": low,
+                         "high": high, "archs": len(members)})
+    return rows
+
+
+def _mean_of(rows: Sequence[Mapping[str, object]], n_boot: int, level: float) -> MeanDelta:
+    """Mean difference over pair rows, each weighing the same; rows of one downstream set share
+    its record resamples, sets are independent (as in stats.bootstrap_mean_delta)."""
+    low, high = _percentile_interval(np.mean([r["_reps"] for r in rows], axis=0), level)
+    return MeanDelta(float(np.mean([r["difference"] for r in rows])), low, high, n_boot, level,
+                     len(rows), len({r["downstream"] for r in rows}))
 
 
 def _model_rows(rs: RobustnessSet, groups: Mapping[tuple[str, str, str], _Group],
