@@ -24,5 +24,4 @@ rule all:
         rules.aggregate.output,
         expand(rules.plot_curves.output[0], downstream=DOWNSTREAM),
         rules.results.output,
-        beyond_outputs(),
     default_target: True

@@ -94,13 +94,20 @@ def test_melep_and_robustness_ran_for_every_model(study):
     # 2 upstreams x 2 archs fine-tuned + 2 archs from scratch, each clean + 2 perturbations
     assert len(r["models"]) == 6
     assert {k.split("|")[1] for k in r.files if "|" in k} == {"clean", "emg@6", "lead_dropout@3"}
+    # their results, and their claims in claims.md beside the paper's
+    melep = pd.read_csv(study / "results/tables/melep.csv")
+    assert len(melep) == 2 * 3 * 2 and melep["melep"].notna().all()
+    for kind in ("emg", "lead_dropout"):
+        assert (study / f"results/figures/robustness_{kind}.png").read_bytes()[:4] == b"\x89PNG"
+    claims = (study / "results/claims.md").read_text()
+    assert "Beyond the paper" in claims and "degrade less" in claims and "MELEP" in claims
 
 
 def test_the_html_report_holds_the_tables_and_claims(study):
     snakemake(study, "--report", "results/report.html")
     html = (study / "results/report.html").read_text(errors="replace")
     for name in ("transfer_paper.csv", "claims.md", "f1.md", "gain_heatmap_paper.png",
-                 "curves_ptb.png"):
+                 "curves_ptb.png", "melep_scatter.png", "robustness_emg.png"):
         assert name in html, name
 
 

@@ -623,20 +623,18 @@ def _read_robustness_file(path: Path, downstream: str) -> RobustnessSet:
     if len(set(keys.values())) != len(keys):
         raise ValueError(f"{path}: two model ids in models name the same model")
     by_model: dict[str, dict[tuple[str, float], np.ndarray]] = {m: {} for m in model_ids}
-    for name, array in arrays.items():
+    for name, p in arrays.items():
         model_id, bar, condition = name.rpartition("|")
         if not bar or model_id not in by_model:
             raise ValueError(f"{path}: array {name!r} is not <model id>|<condition> of a model "
                              "listed in models")
-        p = array
         if p.shape != y.shape:
             raise ValueError(f"{path}: array {name!r} has shape {p.shape}, y_true has {y.shape}")
         if not np.isfinite(p).all() or (p.size and (p.min() < 0 or p.max() > 1)):
             raise ValueError(f"{path}: array {name!r} must hold finite probabilities in [0, 1]")
         parsed = _parse_condition(condition, path, name)
-        same = [c for c in by_model[model_id] if c[0] == parsed[0]
-                and (c[1] == parsed[1] or parsed[0] == CLEAN)]
-        if same:
+        if any(c[0] == parsed[0] and (c[0] == CLEAN or c[1] == parsed[1])
+               for c in by_model[model_id]):  # "emg@6" and "emg@6.0"
             raise ValueError(f"{path}: array {name!r} repeats a condition of model "
                              f"{model_id!r} under another spelling")
         by_model[model_id][parsed] = p
@@ -815,13 +813,12 @@ def robustness_tables(sets: Sequence[RobustnessSet], *, n_boot: int, seed: int, 
     harsh = [r for r in pair_rows if r["harshest"]]
     by_kind = {k: _mean_of([r for r in harsh if r["kind"] == k], n_boot, level)
                for k in LEVELS if any(r["kind"] == k for r in harsh)}
-    for r in pair_rows:
-        del r["_reps"]
+    overall = _mean_of(harsh, n_boot, level) if harsh else None
     return RobustnessTables(
         _sorted(pd.DataFrame(model_rows, columns=list(ROBUSTNESS_COLUMNS)), arch_order),
         _sorted(pd.DataFrame(pair_rows, columns=list(PAIR_COLUMNS)), arch_order),
-        pd.DataFrame(curve_rows, columns=list(_CURVE_COLUMNS)),
-        _mean_of(harsh, n_boot, level) if harsh else None, by_kind, tuple(unpaired))
+        pd.DataFrame(curve_rows, columns=list(_CURVE_COLUMNS)), overall, by_kind,
+        tuple(unpaired))
 
 
 def _pair_rows(rs: RobustnessSet, groups: Mapping[tuple[str, str, str], _Group],

@@ -5,7 +5,8 @@ from snakemake.utils import validate
 import ecg_transfer.datasets
 import ecg_transfer.download
 import ecg_transfer.metrics
-import ecg_transfer.results
+import ecg_transfer.answer
+import ecg_transfer.perturb
 from ecg_transfer.codehash import code_hash
 
 
@@ -25,7 +26,7 @@ CODE_VERSION = {
     "demo": code_hash("ecg_transfer.runlog", "ecg_transfer.demo"),
     "train": code_hash("ecg_transfer.runlog", "ecg_transfer.train"),
     "report": code_hash("ecg_transfer.runlog", "ecg_transfer.aggregate"),
-    "results": code_hash("ecg_transfer.runlog", "ecg_transfer.results"),
+    "results": code_hash("ecg_transfer.runlog", "ecg_transfer.answer"),
     "evaluate": code_hash("ecg_transfer.runlog", "ecg_transfer.evaluate", "ecg_transfer.gpu"),
 }
 DATA_CODE_VERSION = {
@@ -305,8 +306,14 @@ def families():
     return {a: f for f, archs in config["families"].items() for a in archs if a in ARCHS}
 
 
+MELEP = config["melep"]["enabled"]
+ROBUSTNESS = config["robustness"]["enabled"]
+# the perturbation kinds of the robustness study: the config's, else the package's default grade
+KINDS = list(config["robustness"]["levels"] or ecg_transfer.perturb.LEVELS)
 # The results stage's files, from the package's one list of them; each with its caption.
-RESULT_FILES = ecg_transfer.results.output_paths("results", sizes=bool(TRAIN_SIZES))
+RESULT_FILES = ecg_transfer.answer.output_paths(
+    "results", sizes=bool(TRAIN_SIZES), melep=MELEP, robustness=ROBUSTNESS, kinds=KINDS
+)
 
 
 def result_outputs():
@@ -317,8 +324,10 @@ def result_outputs():
         stem = path.stem
         for selection in ecg_transfer.metrics.SELECTIONS:
             stem = stem.removesuffix(f"_{selection}")
+        if stem.removeprefix("robustness_") in KINDS:
+            stem = "robustness_figure"  # one caption for the figure of every kind
         category = {".png": "Figures", ".csv": "Tables", ".md": "Tables"}[path.suffix]
-        category = "Claims" if stem == "claims" else category
+        category = "Claims" if stem.startswith("claims") else category
         outputs[name] = report(str(path), caption=f"../report/{stem}.rst", category=category)
     return outputs
 
@@ -348,16 +357,26 @@ def robustness_checkpoints(wildcards):
     return list(robustness_models(wildcards).values())
 
 
-def beyond_outputs():
-    """What the enabled parts beyond the paper produce (config keys melep, robustness)."""
-    out = []
-    if config["melep"]["enabled"]:
-        out += [
-            rules.transferability.output[0].format(upstream=u, downstream=d, arch=a, seed=s)
-            for u, d in FINETUNE_PAIRS
-            for a in ARCHS
-            for s in SEEDS
-        ]
-    if config["robustness"]["enabled"]:
-        out += [rules.robustness.output[0].format(downstream=d) for d in DOWNSTREAM]
-    return out
+def melep_jobs():
+    """Every MELEP file of the run (config key melep), labelled for the results stage."""
+    if not MELEP:
+        return []
+    return [
+        dict(upstream=u, downstream=d, arch=a, seed=s,
+             path=rules.transferability.output[0].format(upstream=u, downstream=d, arch=a,
+                                                         seed=s))
+        for u, d in FINETUNE_PAIRS
+        for a in ARCHS
+        for s in SEEDS
+    ]
+
+
+def robustness_files():
+    """Downstream dataset -> its robustness file (config key robustness)."""
+    if not ROBUSTNESS:
+        return {}
+    return {d: rules.robustness.output[0].format(downstream=d) for d in DOWNSTREAM}
+
+
+def beyond_inputs():
+    return [job["path"] for job in melep_jobs()] + list(robustness_files().values())

@@ -58,10 +58,16 @@ rule plot_curves:
 rule results:
     input:
         result_inputs(),
+        beyond_inputs(),
     output:
         **result_outputs(),
     params:
         jobs=result_jobs(),
+        melep=MELEP,
+        melep_jobs=melep_jobs(),
+        robustness=ROBUSTNESS,
+        robustness_files=robustness_files(),
+        kinds=KINDS,
         families=families(),
         arch_order=ARCHS,
         stats=dict(config["results"]),
