@@ -32,12 +32,20 @@ REPORTS_ONE = {"aggregate": 1, "plot_curves": 1, "results": 1}
 # The size axis' jobs: one fine-tune and one scratch job (georgia, 10 records)
 FT_SIZE, SCRATCH_SIZE = {"finetune_size": 1}, {"train_scratch_size": 1}
 SIZES = {**FT_SIZE, **SCRATCH_SIZE}
+# Beyond the paper: MELEP of each pretrained model per downstream set (ptbxl -> georgia, ptb;
+# 2 archs), robustness of every model of a downstream set (one job per set)
+MELEP, MELEP_ONE = {"transferability": 4}, {"transferability": 2}
+ROBUST, ROBUST_ONE = {"robustness": 2}, {"robustness": 1}
 
 
 def base_config() -> dict:
-    # size axis: resnet1d18 from ptbxl and from scratch on 10 of georgia's train records
-    return tiny_config(records=RECORDS, architectures=ARCHS, upstream=["ptbxl"],
-                       downstream=["georgia", "ptb"], epochs=1, train_sizes={"georgia": [10]})
+    # size axis: resnet1d18 from ptbxl and from scratch on 10 of georgia's train records;
+    # MELEP (4 jobs) and robustness (one job per downstream set) on
+    cfg = tiny_config(records=RECORDS, architectures=ARCHS, upstream=["ptbxl"],
+                      downstream=["georgia", "ptb"], epochs=1, train_sizes={"georgia": [10]})
+    cfg["melep"] = {"enabled": True}
+    cfg["robustness"] = {"enabled": True, "levels": {"emg": [6]}}
+    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -67,33 +75,44 @@ def _set(path: str, value):
 # 2 archs: 2 pretrain (ptbxl), 4 finetune (ptbxl -> georgia, ptb), 4 scratch (georgia, ptb).
 ROWS = {
     "fine-tune learning rate": (_set("training.finetune.lr", 0.002),
-                                {"finetune": 4, **FT_SIZE, **REPORTS}),
+                                {"finetune": 4, **FT_SIZE, **ROBUST, **REPORTS}),
     "epochs of scratch training": (_set("training.scratch.epochs", 2),
-                                   {"train_scratch": 4, **SCRATCH_SIZE, **REPORTS}),
+                                   {"train_scratch": 4, **SCRATCH_SIZE, **ROBUST, **REPORTS}),
     # scaling is applied per shard part: the index stays, ptb's one part is rewritten
     "a preprocessing parameter of one dataset (per part)": (
         _set("datasets.ptb.preprocess.scaling", "minmax"),
-        {"make_shard": 1, "finetune": 2, "train_scratch": 2, **REPORTS_ONE}),
+        {"make_shard": 1, "finetune": 2, "train_scratch": 2, **MELEP_ONE, **ROBUST_ONE,
+         **REPORTS_ONE}),
     # the split is decided by the index
     "a split parameter of one dataset (index)": (
         _set("datasets.ptb.split.random_state", 2),
-        {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **REPORTS_ONE}),
+        {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **MELEP_ONE, **ROBUST_ONE,
+         **REPORTS_ONE}),
     "pretraining hyperparameter": (_set("training.pretrain.lr", 0.002),
-                                   {"pretrain": 2, "finetune": 4, **FT_SIZE, **REPORTS}),
+                                   {"pretrain": 2, "finetune": 4, **FT_SIZE, **MELEP, **ROBUST,
+                                    **REPORTS}),
     "add a seed": (_set("seeds", [0, 1]),
-                   {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **REPORTS}),
+                   {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **MELEP,
+                    **ROBUST, **REPORTS}),
     "add an architecture": (_set("architectures", [*ARCHS, "lstm"]),
-                            {"pretrain": 1, "finetune": 2, "train_scratch": 2, **REPORTS}),
+                            {"pretrain": 1, "finetune": 2, "train_scratch": 2, **MELEP_ONE,
+                             **ROBUST, **REPORTS}),
     "add a downstream dataset": (_set("downstream", ["georgia", "ptb", "ribeiro"]),
                                  {**DATA_PER_DATASET, **INDEX_PER_DATASET, "finetune": 2,
-                                  "train_scratch": 2, **REPORTS_ONE}),
-    "remove an architecture": (_set("architectures", ["resnet1d18"]), REPORTS),
+                                  "train_scratch": 2, **MELEP_ONE, **ROBUST_ONE,
+                                  **REPORTS_ONE}),
+    "remove an architecture": (_set("architectures", ["resnet1d18"]), {**ROBUST, **REPORTS}),
     "a plotting option": (_set("plots.dpi", 72), {"plot_curves": 2, "results": 1}),
     # the size axis: a new size is two new jobs and the results, nothing else
     "add a training size": (_set("size_axis.train_sizes", {"georgia": [10, 15]}),
                             {**SIZES, "results": 1}),
     "another subset seed": (_set("size_axis.subset_seed", 1), {**SIZES, "results": 1}),
     "a statistic of the results": (_set("results.n_boot", 1500), {"results": 1}),
+    # beyond the paper: a robustness setting re-runs the robustness jobs and the results only
+    # (the downstream models are kept while robustness is on)
+    "robustness levels": (_set("robustness.levels", {"emg": [6, 0]}), {**ROBUST, "results": 1}),
+    "robustness seed": (_set("robustness.seed", 3), {**ROBUST, "results": 1}),
+    "turn MELEP off": (_set("melep.enabled", False), {"results": 1}),
 }
 
 
@@ -131,19 +150,24 @@ def _edit(package: Path, module: str) -> None:
 
 
 CODE_ROWS = {
-    "train.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **REPORTS},
-    "metrics.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **REPORTS},
+    "train.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **MELEP, **ROBUST,
+                 **REPORTS},
+    "metrics.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **MELEP,
+                   **ROBUST, **REPORTS},
     # every dataset's index and shard (ptbxl, georgia, ptb) and everything after them
     "shards.py": {"index_dataset": 3, "make_shard": 3, "pretrain": 2, "finetune": 4,
-                  "train_scratch": 4, **SIZES, **REPORTS},
+                  "train_scratch": 4, **SIZES, **MELEP, **ROBUST, **REPORTS},
     "prepare.py": {"index_dataset": 3, "make_shard": 3, "pretrain": 2, "finetune": 4,
-                   "train_scratch": 4, **SIZES, **REPORTS},
+                   "train_scratch": 4, **SIZES, **MELEP, **ROBUST, **REPORTS},
     # A reader re-runs only its own datasets' data stages and what is trained on them: the
     # training stage's code does not include the readers, nor does another dataset's data stage.
-    "datasets/ptb.py": {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **REPORTS_ONE},
+    "datasets/ptb.py": {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **MELEP_ONE,
+                        **ROBUST_ONE, **REPORTS_ONE},
     "datasets/challenge.py": {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **SIZES,
-                              **REPORTS_ONE},
+                              **MELEP_ONE, **ROBUST_ONE, **REPORTS_ONE},
     "aggregate.py": REPORTS,
+    # the forward passes of saved models: MELEP and robustness, and the results that read them
+    "evaluate.py": {**MELEP, **ROBUST, "results": 1},
 }
 
 

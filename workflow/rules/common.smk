@@ -211,10 +211,12 @@ def training_params():
 
 
 def downstream_model(path):
-    """A fine-tuned or scratch model.pt: temporary (deleted once the jobs that read it, the
-    robustness evaluation, are done; the metrics, predictions and sidecar stay) unless
-    training.keep_checkpoints is `all`. Pretrained models are always kept."""
-    return path if config["training"]["keep_checkpoints"] == "all" else temp(path)
+    """A fine-tuned or scratch model.pt: temporary (deleted once written; its metrics,
+    predictions and sidecar stay) unless training.keep_checkpoints is `all` or the robustness
+    study is on, which reads these models and must be able to re-run with other settings
+    without training them again. Pretrained models are always kept."""
+    keep = config["training"]["keep_checkpoints"] == "all" or config["robustness"]["enabled"]
+    return path if keep else temp(path)
 
 
 def plot_params():
