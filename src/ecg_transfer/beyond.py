@@ -38,7 +38,6 @@ import json
 import math
 import os
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ from matplotlib.lines import Line2D
 from scipy.stats import rankdata
 
 from ecg_transfer.aggregate import _arch_order, _atomic_write_bytes, _write_figure
+from ecg_transfer.fileio import read_npz
 from ecg_transfer.metrics import SELECTIONS, weighted_f1
 from ecg_transfer.perturb import LEVELS
 from ecg_transfer.results import (
@@ -588,22 +588,10 @@ def _parse_condition(name: str, path: Path, array: str) -> tuple[str, float]:
 
 
 def _read_robustness_file(path: Path, downstream: str) -> RobustnessSet:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: robustness file of {downstream!r} does not exist") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path}: not a readable robustness .npz ({err})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: expected an .npz archive (evaluate.robustness), got a single "
-                         "array")
-    with loaded:
-        arrays = {k: loaded[k] for k in loaded.files}
-    missing = [k for k in ("record_ids", "y_true", "classes", "models") if k not in arrays]
-    if missing:
-        raise ValueError(f"{path}: missing array(s) {missing}; expected record_ids, y_true, "
-                         "classes, models and <model id>|<condition> per model (evaluate."
-                         "robustness)")
+    arrays = read_npz(path, f"robustness file of {downstream!r}",
+                      ("record_ids", "y_true", "classes", "models"), "evaluate.robustness",
+                      "record_ids, y_true, classes, models and <model id>|<condition> per model "
+                      "(evaluate.robustness)")
     y = arrays.pop("y_true")
     if y.ndim != 2 or len(y) == 0 or not np.isin(y, (0, 1)).all():
         raise ValueError(f"{path}: y_true must be a non-empty 2-D (records, classes) array of "

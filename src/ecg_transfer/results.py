@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from ecg_transfer.aggregate import (
     _read_metrics,
     _write_figure,
 )
+from ecg_transfer.fileio import read_npz
 from ecg_transfer.metrics import SELECTIONS
 from ecg_transfer.stats import (
     MeanDelta,
@@ -205,21 +205,10 @@ def _check_n_train(n_train: object, index: int) -> int:
 def _read_predictions(path: Path) -> dict[str, object]:
     """Read and check one job's predictions.npz (train.write_predictions' format) without
     importing train (torch): every defect is reported with the file's path."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: predictions file does not exist") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path}: not a readable predictions .npz ({err})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: expected an .npz archive of arrays (train.write_predictions), "
-                         "got a single array")
-    with loaded:
-        arrays = {k: loaded[k] for k in loaded.files}
-    missing = [k for k in ("record_ids", "y_true", "classes", "paper_probs") if k not in arrays]
-    if missing:
-        raise ValueError(f"{path}: missing array(s) {missing}; expected record_ids, y_true, "
-                         "classes and <selection>_probs per selection (paper always)")
+    arrays = read_npz(path, "predictions .npz", ("record_ids", "y_true", "classes",
+                                                   "paper_probs"), "train.write_predictions",
+                      "record_ids, y_true, classes and <selection>_probs per selection (paper "
+                      "always)")
     y = arrays["y_true"]
     if y.ndim != 2 or not np.isin(y, (0, 1)).all():
         raise ValueError(f"{path}: y_true must be a 2-D (records, classes) array of 0/1, got "
