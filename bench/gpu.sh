@@ -6,8 +6,10 @@
 #   3. GPU placement: two concurrent jobs claim devices with ecg_transfer.gpu.claim_device;
 #      with two GPUs they get different ones, with one the second waits for the first;
 #   4. bench/train_step.py on CUDA for every architecture, fp32 (TF32 allowed) alone and as
-#      several jobs sharing the GPU, then bf16 if the engine's TrainSettings has `precision`;
-#   5. the whole paper study's estimate against the goal: <= 2 GPU-hours on an H100-class GPU.
+#      several jobs sharing the GPU; then the levers of training.speed on three architectures
+#      (torch.compile reduce-overhead, i.e. with CUDA graphs, and a 2048-record scoring batch);
+#      then bf16 if the engine's TrainSettings has `precision`;
+#   5. the whole paper study's estimate against the goal: <= 1 GPU-hour on an H100-class GPU.
 # Prints a table; with $OUT set also writes everything to $OUT/gpu_bench.txt.
 # Exit status: 0 all checks passed, 1 a check failed, 2 no CUDA (after the checks that need
 # none), 3 ecg_transfer cannot be imported.
@@ -19,7 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BUDGET_S=${GPU_BENCH_BUDGET_S:-470}       # whole script; each step gets at most what is left
 RECORDS=${GPU_BENCH_RECORDS:-8192}        # 5488 train (549 of them validation), 2704 test
 CONCURRENT=${GPU_BENCH_CONCURRENT:-3}     # fp32 jobs run at once to measure GPU sharing
-GOAL_HOURS=2
+GOAL_HOURS=1
 STARTED=$SECONDS
 
 left() { echo $((BUDGET_S - (SECONDS - STARTED))); }
@@ -138,9 +140,20 @@ EOF
   echo
   echo "== bench/train_step.py on cuda, fp32 (TF32 allowed), $RECORDS records, batch 256;"
   echo "   then $CONCURRENT such jobs at once on the GPU"
-  if ! step 300 "$py" bench/train_step.py --device cuda --records "$RECORDS" \
+  if ! step 220 "$py" bench/train_step.py --device cuda --records "$RECORDS" \
       --batch-size 256 --epochs 3 --concurrent "$CONCURRENT" --json "$tmp/fp32.json"; then
     echo "!! fp32 benchmark failed or ran out of time"
+    rc=1
+  fi
+
+  echo
+  echo "== the levers (training.speed): torch.compile reduce-overhead (CUDA graphs) and a"
+  echo "   2048-record scoring batch, fp32, on resnet1d18, resnet1d101 and gru; the warm-up"
+  echo "   epoch takes the compile time"
+  if ! step 150 "$py" bench/train_step.py --device cuda --records "$RECORDS" \
+      --batch-size 256 --epochs 2 --archs resnet1d18,resnet1d101,gru \
+      --compile reduce-overhead --eval-batch-size 2048 --json "$tmp/fp32-compiled.json"; then
+    echo "!! compiled benchmark failed or ran out of time"
     rc=1
   fi
 
@@ -149,7 +162,7 @@ EOF
 from ecg_transfer.train import TrainSettings
 sys.exit(0 if "precision" in {f.name for f in dataclasses.fields(TrainSettings)} else 1)'; then
     echo "== bench/train_step.py on cuda, bf16 autocast"
-    if ! step 170 "$py" bench/train_step.py --device cuda --records "$RECORDS" \
+    if ! step 90 "$py" bench/train_step.py --device cuda --records "$RECORDS" \
         --batch-size 256 --epochs 3 --precision bf16 --json "$tmp/bf16.json"; then
       echo "!! bf16 benchmark failed or ran out of time"
       rc=1

@@ -192,6 +192,13 @@ def settings_for(arch: str, args: argparse.Namespace, epochs: int) -> train.Trai
     elif args.precision != "fp32":
         raise SystemExit(f"--precision {args.precision}: this engine's TrainSettings has no "
                          "'precision' field, it trains in fp32 only")
+    fields = {f.name for f in dataclasses.fields(train.TrainSettings)}
+    for name in ("compile", "eval_batch_size"):  # the levers (training.speed)
+        value = getattr(args, name)
+        if name in fields:
+            kw[name] = value
+        elif value not in (None, "none"):
+            raise SystemExit(f"--{name.replace('_', '-')}: this engine has no such setting")
     return train.TrainSettings(**kw)
 
 
@@ -320,6 +327,8 @@ def time_bare(arch: str, data: dict[str, torch.Tensor], args: argparse.Namespace
     model = models.build(arch, n_classes=y.shape[1], n_leads=x.shape[1],
                          n_samples=x.shape[2]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, fused=True)
+    if args.compile != "none":  # as the engine: the optimiser holds the plain parameters
+        model = torch.compile(model, mode=args.compile)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     # As the engine: bf16 autocast on CUDA only, CPU trains in float32 whatever is asked.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16,
@@ -337,7 +346,9 @@ def time_bare(arch: str, data: dict[str, torch.Tensor], args: argparse.Namespace
         optimizer.step()
 
     model.train()
-    step(batches[0])  # warm-up
+    # warm-up: one step; compiled, a whole epoch (the last, smaller batch compiles again)
+    for idx in batches if args.compile != "none" else batches[:1]:
+        step(idx)
     _sync(device)
     epochs = []
     for _ in range(args.epochs):  # as many epochs as the engine's measured ones
@@ -350,11 +361,13 @@ def time_bare(arch: str, data: dict[str, torch.Tensor], args: argparse.Namespace
 
     model.eval()
 
+    ebs = args.eval_batch_size or bs
+
     @torch.no_grad()
     def evaluate() -> None:
         for xe in data["eval"]:
             with autocast:
-                logits = torch.cat([model(xe[i : i + bs]) for i in range(0, len(xe), bs)])
+                logits = torch.cat([model(xe[i : i + ebs]) for i in range(0, len(xe), ebs)])
             torch.sigmoid(logits.float()).cpu()
 
     evaluate()  # warm-up
@@ -436,6 +449,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch threads, as a job gets (default: the CPUs this process may use)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: autocast in both loops; needs an engine with that setting")
+    p.add_argument("--compile", default="none",
+                   choices=("none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"),
+                   help="torch.compile mode in both loops (training.speed.compile); the "
+                        "warm-up epoch takes the compile time")
+    p.add_argument("--eval-batch-size", type=int, default=None,
+                   help="no-grad scoring batch in both loops (training.speed.eval_batch_size; "
+                        "default: --batch-size)")
     p.add_argument("--epochs", type=int, default=None,
                    help="engine epochs measured after the warm-up epoch (default: 3 on cuda, "
                         "1 on cpu)")

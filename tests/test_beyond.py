@@ -87,7 +87,9 @@ def _job(root: Path, regime: str, upstream: str | None, downstream: str, arch: s
 
 def _melep_job(root: Path, upstream: str, downstream: str, arch: str, seed: int,
                score: float, reference: float | None = None, **override) -> dict:
-    path = root / "melep" / upstream / downstream / arch / f"seed{seed}.json"
+    """One model's entry, added to its downstream set's file as the transferability rule's
+    one job per downstream set writes them all."""
+    path = root / "melep" / f"{downstream}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"source": {"checkpoint": "model.pt", "dataset": upstream, "arch": arch,
                        "classes": ["A", "B"]},
@@ -98,7 +100,9 @@ def _melep_job(root: Path, upstream: str, downstream: str, arch: str, seed: int,
             "lower_is_better": True}
     for key, value in override.items():
         data[key] = {**data[key], **value}
-    path.write_text(json.dumps(data))
+    models = json.loads(path.read_text())["models"] if path.exists() else {}
+    models[f"{upstream}/{arch}/seed{seed}"] = data
+    path.write_text(json.dumps({"models": models}))
     return {"upstream": upstream, "downstream": downstream, "arch": arch, "seed": seed,
             "path": str(path)}
 
@@ -249,6 +253,21 @@ def test_a_melep_file_that_names_another_pairing_or_is_missing_is_an_error_namin
     gone = {**job, "path": str(tmp_path / "nowhere.json")}
     with pytest.raises(ValueError, match=r"nowhere\.json: MELEP file does not exist"):
         read_melep([gone])
+
+
+def test_a_melep_file_without_the_jobs_model_entry_is_an_error_naming_it(tmp_path):
+    job = _melep_job(tmp_path, "ptbxl", "small", "cnn", 0, 0.4)
+    other = _melep_job(tmp_path, "cpsc", "small", "cnn", 0, 0.5)
+    scores = read_melep([job, other])  # one file, two entries
+    assert list(scores["melep"]) == [0.4, 0.5] and scores["path"].nunique() == 1
+    absent = {**job, "seed": 1}
+    with pytest.raises(ValueError, match=rf"{_at(job['path'])}: no entry for model "
+                                         r"'ptbxl/cnn/seed1'"):
+        read_melep([job, absent])
+    flat = tmp_path / "flat.json"  # one model's result, not under "models"
+    flat.write_text(json.dumps({"melep": {"score": 0.4}}))
+    with pytest.raises(ValueError, match=rf"{_at(flat)}: no mapping 'models'"):
+        read_melep([{**job, "path": str(flat)}])
 
 
 # --------------------------------------------------------------------------------------------

@@ -89,7 +89,12 @@ def test_the_results_stage_states_each_claim_with_a_verdict(study):
 
 
 def test_melep_and_robustness_ran_for_every_model(study):
-    assert len(list((study / "results/melep").rglob("*.json"))) == 2 * 3 * 2
+    # one MELEP file per downstream set, an entry per pretrained model (2 upstreams x 2 archs)
+    files = sorted((study / "results/melep").rglob("*.json"))
+    assert [f.name for f in files] == ["georgia.json", "ptb.json", "ribeiro.json"]
+    for f in files:
+        assert sorted(json.loads(f.read_text())["models"]) == sorted(
+            f"{up}/{arch}/seed0" for up in ("ptbxl", "cpsc2018") for arch in ("resnet1d18", "gru"))
     r = np.load(study / "results/robustness/ptb.npz")
     # 2 upstreams x 2 archs fine-tuned + 2 archs from scratch, each clean + 2 perturbations
     assert len(r["models"]) == 6

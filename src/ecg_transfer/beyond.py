@@ -124,7 +124,7 @@ LEAD_KINDS = ("lead_dropout",)
 #: Fewer (MELEP, Δ) pairs than this give no correlation (and the MELEP claim is not testable).
 MIN_PAIRS = 3
 
-#: Columns of :func:`read_melep`: one row per MELEP file.
+#: Columns of :func:`read_melep`: one row per pretrained model and downstream set.
 MELEP_SCORE_COLUMNS = ("upstream", "downstream", "arch", "seed", "melep", "leep_argmax",
                        "records", "path")
 _DELTA_FIELDS = ("finetune_f1", "delta", "low", "high")
@@ -213,15 +213,34 @@ def _finite(value: object, path: Path, name: str) -> float:
     return float(value)
 
 
-def _read_melep_file(path: Path, job: Mapping[str, object]) -> dict[str, object]:
-    """One MELEP JSON, checked to be about the job that names it (a file copied to the wrong
-    place would otherwise pair one model's score with another's Δ)."""
+def _read_melep_models(path: Path) -> Mapping[str, object]:
+    """The ``models`` mapping of one downstream set's MELEP JSON (model id -> result)."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"{path}: MELEP file does not exist") from None
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise ValueError(f"{path}: not a readable MELEP JSON ({err})") from None
+    models = data.get("models") if isinstance(data, Mapping) else None
+    if not isinstance(models, Mapping):
+        raise ValueError(f"{path}: no mapping 'models' (model id -> result); expected the JSON "
+                         "written by evaluate.transferability")
+    return models
+
+
+def _melep_model_id(job: Mapping[str, object], seed: int) -> str:
+    """The id the transferability rule gives a pretrained model in its downstream's file."""
+    return f"{job['upstream']}/{job['arch']}/seed{seed}"
+
+
+def _read_melep_entry(models: Mapping[str, object], path: Path, job: Mapping[str, object],
+                      model_id: str) -> dict[str, object]:
+    """One model's entry of a MELEP file, checked to be about the job that names it (an entry
+    filed under the wrong id would otherwise pair one model's score with another's Δ)."""
+    if model_id not in models:
+        raise ValueError(f"{path}: no entry for model {model_id!r} under 'models' (it has "
+                         f"{sorted(models)}); rerun the transferability rule")
+    data = models[model_id]
     expected = {("target", "dataset"): job["downstream"], ("source", "dataset"): job["upstream"],
                 ("source", "arch"): job["arch"]}
     for keys, want in expected.items():
@@ -230,24 +249,28 @@ def _read_melep_file(path: Path, job: Mapping[str, object]) -> dict[str, object]
             continue  # a checkpoint that did not record it: nothing to compare
         if str(got) != str(want):
             raise ValueError(f"{path}: field {'.'.join(keys)} is {got!r}, but the job says "
-                             f"{want!r}; the file belongs to another pairing")
+                             f"{want!r}; the entry {model_id!r} belongs to another pairing")
     records = _json_field(data, path, "target", "records")
     if isinstance(records, bool) or not isinstance(records, int) or records < 1:
         raise ValueError(f"{path}: field target.records must be a positive integer, got "
-                         f"{records!r}")
+                         f"{records!r} (entry {model_id!r})")
     return {name: _finite(_json_field(data, path, name, "score"), path, f"{name}.score")
             for name in SCORES} | {"records": records}
 
 
 def read_melep(jobs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
-    """Every MELEP file as one row (:data:`MELEP_SCORE_COLUMNS`), in the jobs' order.
+    """Every pretrained model's MELEP as one row (:data:`MELEP_SCORE_COLUMNS`), in the jobs'
+    order.
 
-    Each job is ``{upstream, downstream, arch, seed, path}`` (the transferability rule's
-    wildcards and output). A file that does not exist, is not evaluate.transferability's JSON,
-    or names another dataset or architecture than its job raises ValueError naming it; so does
-    the same job given twice.
+    Each job is ``{upstream, downstream, arch, seed, path}``: ``path`` is the transferability
+    rule's file of the downstream set, one for all its models, whose entry
+    ``<upstream>/<arch>/seed<seed>`` under ``models`` holds the job's scores; each file is read
+    once. A file that does not exist, is not evaluate.transferability's JSON, lacks the job's
+    entry, or whose entry names another dataset or architecture than its job raises ValueError
+    naming it; so does the same job given twice.
     """
     rows, seen = [], {}
+    files: dict[Path, Mapping[str, object]] = {}
     for index, job in enumerate(jobs):
         missing = [k for k in ("upstream", "downstream", "arch", "seed", "path") if k not in job]
         if missing:
@@ -259,8 +282,11 @@ def read_melep(jobs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
             raise ValueError(f"MELEP jobs {seen[key]} and {index} are the same job {key}")
         seen[key] = index
         path = Path(str(job["path"]))
+        if path not in files:
+            files[path] = _read_melep_models(path)
+        entry = _read_melep_entry(files[path], path, job, _melep_model_id(job, seed))
         rows.append({"upstream": key[0], "downstream": key[1], "arch": key[2], "seed": seed,
-                     **_read_melep_file(path, job), "path": str(path)})
+                     **entry, "path": str(path)})
     return pd.DataFrame(rows, columns=list(MELEP_SCORE_COLUMNS))
 
 

@@ -2,10 +2,11 @@
 
 Two questions beyond the paper need a forward pass of a saved model, and nothing else:
 
-* **Transferability before fine-tuning** (:func:`transferability`): the pretrained model's
+* **Transferability before fine-tuning** (:func:`transferability`): each pretrained model's
   sigmoid head on the downstream dataset's *training* records, scored with MELEP
   (:mod:`ecg_transfer.melep`) and its simpler reference, so that a user can rank upstream
-  datasets before paying for a fine-tuning run.
+  datasets before paying for a fine-tuning run. All models of one downstream set are scored in
+  one call: a forward pass takes less than starting a process that imports torch.
 * **Robustness** (:func:`robustness`): a fine-tuned or scratch model's test-set probabilities
   under every perturbation of :mod:`ecg_transfer.perturb` at every level. The perturbations are
   seeded and applied to the whole test set in one call, so every model sees the same noise.
@@ -71,16 +72,10 @@ def _load(checkpoint: str | os.PathLike, shard_paths: ShardPaths, shard: Shard |
     return model, shard
 
 
-def transferability(checkpoint: str | os.PathLike, shard_paths: ShardPaths,
-                    out_json: str | os.PathLike, *, device: str | None = None,
-                    batch_size: int = 256) -> dict:
-    """MELEP (and the argmax reference) of a pretrained model for a downstream dataset.
-
-    One forward pass of the downstream *training* records through the source model's own
-    head, as the MELEP authors score ``train_data``; the test split plays no part. Writes a
-    JSON with both scores, the per-label parts and what was scored; returns it.
-    """
-    model, shard = _load(checkpoint, shard_paths)
+def _transferability_of(checkpoint: str | os.PathLike, shard_paths: ShardPaths, shard: Shard,
+                        *, device: str | None, batch_size: int) -> dict:
+    """One pretrained model's MELEP, argmax reference and what was scored."""
+    model, _ = _load(checkpoint, shard_paths, shard)
     train = shard.split == TRAIN
     theta = predict(model, shard.signals[train], device=device, batch_size=batch_size)
     y = shard.labels[train]
@@ -95,12 +90,33 @@ def transferability(checkpoint: str | os.PathLike, shard_paths: ShardPaths,
                   "weights": [float(v) for v in r.weights]} for name, r in scores.items()},
         "lower_is_better": True,
     }
-    with atomic_path(out_json) as tmp:
-        tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     log.info("%s -> %s (%s): MELEP %.4f, argmax reference %.4f on %d training records",
              cfg.get("dataset"), shard.dataset, cfg.get("arch"), result["melep"]["score"],
              result["leep_argmax"]["score"], int(train.sum()))
     return result
+
+
+def transferability(checkpoints: Mapping[str, str | os.PathLike], shard_paths: ShardPaths,
+                    out_json: str | os.PathLike, *, device: str | None = None,
+                    batch_size: int = 256) -> dict:
+    """MELEP (and the argmax reference) of pretrained models for one downstream dataset.
+
+    ``checkpoints`` maps a model id (e.g. ``ptbxl/resnet1d18/seed0``) to its pretrained
+    ``model.pt``. Each model gets one forward pass of the downstream *training* records through
+    its own head, as the MELEP authors score ``train_data``; the test split plays no part. The
+    shard is read once for all of them. Writes ``{"models": {id: result}}`` as JSON, each result
+    with both scores, the per-label parts and what was scored; returns it.
+    """
+    if not checkpoints:
+        raise ValueError("transferability: no models given")
+    shard = read_shard(shard_paths)
+    results = {"models": {
+        model_id: _transferability_of(checkpoint, shard_paths, shard, device=device,
+                                      batch_size=batch_size)
+        for model_id, checkpoint in checkpoints.items()}}
+    with atomic_path(out_json) as tmp:
+        tmp.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    return results
 
 
 def robustness(checkpoints: Mapping[str, str | os.PathLike], shard_paths: ShardPaths,

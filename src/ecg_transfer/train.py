@@ -63,13 +63,18 @@ PAPER_METRICS = ("test_f1", "test_macro_f1")
 TRAIN_ON = ("train", "full")
 STRATEGIES = ("full", "linear_probe", "discriminative")
 PRECISIONS = ("fp32", "bf16")
+#: torch.compile modes (``none``: eager). ``reduce-overhead`` adds CUDA graphs on a GPU.
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 #: The config keys of a stage section (``training.pretrain`` ...) and of ``training`` itself
 #: that map onto TrainSettings fields of the same name.
 STAGE_KEYS = ("epochs", "batch_size", "lr", "strategy", "backbone_lr_factor")
 STUDY_KEYS = ("selection", "validation_fraction", "precision")
+#: The keys of ``training.speed``: how fast a job runs, not its numbers (beyond floating-point
+#: noise); the workflow does not re-run finished jobs when they change.
+SPEED_KEYS = ("compile", "eval_batch_size")
 #: Settings that do not change a job's numbers, so a resume state written under other values
 #: is still that job's state (a preempted job may come back with other threads or another GPU).
-_NOT_IN_FINGERPRINT = ("threads", "device", "resume_interval_s")
+_NOT_IN_FINGERPRINT = ("threads", "device", "resume_interval_s", *SPEED_KEYS)
 
 ShardPaths = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -116,17 +121,26 @@ class TrainSettings:
     # fp32: float32 everywhere, TF32 matmuls/convolutions allowed on CUDA. bf16: bfloat16
     # autocast on CUDA; CPU jobs always train in float32.
     precision: str = "fp32"
+    # Speed only (SPEED_KEYS). compile: torch.compile the model with this mode (compile time
+    # counts against the job; on a CPU it needs a C++ compiler). eval_batch_size: the no-grad
+    # scoring of validation and test after every epoch (None: batch_size).
+    compile: str = "none"
+    eval_batch_size: int | None = None
 
     def __post_init__(self) -> None:
         for name, allowed in (("init_from", INIT_FROM), ("selection", tuple(SELECTIONS)),
                               ("paper_metric", PAPER_METRICS), ("train_on", TRAIN_ON),
-                              ("strategy", STRATEGIES), ("precision", PRECISIONS)):
+                              ("strategy", STRATEGIES), ("precision", PRECISIONS),
+                              ("compile", COMPILE_MODES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainSettings.{name} is {getattr(self, name)!r}; expected one "
                                  f"of {', '.join(allowed)}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError("TrainSettings.validation_fraction must be in [0, 1), got "
                              f"{self.validation_fraction}")
+        if self.eval_batch_size is not None and self.eval_batch_size < 1:
+            raise ValueError("TrainSettings.eval_batch_size must be a positive integer or None, "
+                             f"got {self.eval_batch_size}")
         if not self.backbone_lr_factor > 0:
             raise ValueError("TrainSettings.backbone_lr_factor must be positive, got "
                              f"{self.backbone_lr_factor}")
@@ -149,14 +163,20 @@ def settings_from_config(
     train_on: str = "train",
     train_size: float | None = None,
     subset_seed: int = 0,
+    speed: Mapping[str, Any] | None = None,
 ) -> TrainSettings:
     """A job's settings from its config: ``training.<stage>`` and the study-wide ``training`` keys.
+
+    ``speed`` is ``training.speed`` (:data:`SPEED_KEYS`), which the workflow keeps out of the
+    jobs' parameters so that changing it re-runs nothing.
 
     Unknown keys are errors (naming the section), so a typo in a config cannot silently leave a
     default in force.
     """
+    speed = dict(speed or {})
     for section, values, known in (("training.<stage>", stage, STAGE_KEYS),
-                                   ("training", training, STUDY_KEYS)):
+                                   ("training", training, STUDY_KEYS),
+                                   ("training.speed", speed, SPEED_KEYS)):
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"config section {section} has unknown key(s) {unknown}; "
@@ -164,7 +184,7 @@ def settings_from_config(
     return TrainSettings(arch=arch, seed=int(seed), init_from=init_from, threads=threads,
                          save_optimizer=save_optimizer, paper_metric=paper_metric,
                          train_on=train_on, train_size=train_size, subset_seed=subset_seed,
-                         **dict(stage), **dict(training))
+                         **dict(stage), **dict(training), **speed)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -234,6 +254,16 @@ def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.opt
         groups = [{"params": list(model.parameters())}]
     # fused: one kernel for all parameters; the same update, 4x faster on CPU for ResNet1d101
     return torch.optim.Adam(groups, lr=settings.lr, fused=True)
+
+
+def compiled(model: torch.nn.Module, settings: TrainSettings) -> torch.nn.Module:
+    """``model``, or (``settings.compile`` other than none) a torch.compile wrapper of it that
+    shares its parameters: state_dict and checkpoints stay those of ``model``."""
+    if settings.compile == "none":
+        return model
+    log.info("torch.compile mode %s (the first steps of each input shape compile)",
+             settings.compile)
+    return torch.compile(model, mode=settings.compile)
 
 
 def _set_train_mode(model: torch.nn.Module, strategy: str) -> None:
@@ -427,6 +457,7 @@ def train(
     model, upstream = init_model(settings, data, pretrained)
     model.to(device)
     optimizer = make_optimizer(model, settings)
+    net = compiled(model, settings)  # what runs; model (its parameters) is what is saved
     config = {**asdict(settings), **data.meta, "upstream": upstream,
               "code_version": f"{__version__}+{code_hash('ecg_transfer.train')}"}
     order_gen = torch.Generator().manual_seed(settings.seed)
@@ -441,7 +472,7 @@ def train(
     _log_start(settings, data, device)
     try:
         for epoch in range(start_epoch + 1, settings.epochs + 1):
-            row, test_probs = run_epoch(model, optimizer, data, settings, order_gen, epoch,
+            row, test_probs = run_epoch(net, optimizer, data, settings, order_gen, epoch,
                                         autocast)
             progress.record(row, test_probs, model, optimizer, settings.save_optimizer)
             due = time.monotonic() - last_saved >= settings.resume_interval_s
@@ -476,10 +507,10 @@ def run_epoch(model, optimizer, data: JobData, settings: TrainSettings, order_ge
     loss_fn = torch.nn.BCEWithLogitsLoss()
     train_loss = _train_epoch(model, optimizer, loss_fn, data.x[TRAIN], data.y[TRAIN], settings,
                               order_gen, epoch, autocast)
-    val_loss, val_probs = _score(model, loss_fn, data.x[VAL], data.y[VAL], settings.batch_size,
-                                 autocast)
-    test_loss, test_probs = _score(model, loss_fn, data.x[TEST], data.y[TEST],
-                                   settings.batch_size, autocast)
+    eval_batch = settings.eval_batch_size or settings.batch_size
+    val_loss, val_probs = _score(model, loss_fn, data.x[VAL], data.y[VAL], eval_batch, autocast)
+    test_loss, test_probs = _score(model, loss_fn, data.x[TEST], data.y[TEST], eval_batch,
+                                   autocast)
     probs, tested = test_probs.numpy(), len(test_probs) > 0
     row = dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss,
                val_f1=weighted_f1(data.y_np[VAL], val_probs.numpy()) if len(val_probs)

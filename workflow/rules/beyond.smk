@@ -4,13 +4,17 @@
 # models: seconds, not training runs.
 
 
+# One job per downstream dataset: its shard is read once and every pretrained model fine-tuned
+# on it is scored, so a job's start-up (importing torch outlasts a forward pass) is paid once,
+# not per model. One JSON per downstream set, its scores per model id.
 rule transferability:
     input:
-        pretrained=rules.pretrain.output.checkpoint,
+        pretrained=transferability_checkpoints,
         shard=downstream_shards,
     output:
-        "results/melep/{upstream}/{downstream}/{arch}/seed{seed}.json",
+        "results/melep/{downstream}.json",
     params:
+        models=transferability_models,
         code_version=CODE_VERSION["evaluate"],
     threads: 1
     resources:
@@ -18,9 +22,9 @@ rule transferability:
     conda:
         "../../envs/study.yaml"
     log:
-        "logs/transferability/{upstream}/{downstream}/{arch}/seed{seed}.log",
+        "logs/transferability/{downstream}.log",
     benchmark:
-        "benchmarks/transferability/{upstream}/{downstream}/{arch}/seed{seed}.tsv"
+        "benchmarks/transferability/{downstream}.tsv"
     script:
         "../scripts/transferability.py"
 

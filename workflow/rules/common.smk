@@ -204,10 +204,11 @@ def stage_params(stage):
 
 def training_params():
     """The study-wide training keys (selection, validation_fraction, precision): every training
-    job's numbers or saved epoch depend on them (keep_checkpoints, which only decides what stays
-    on disk, does not)."""
-    stages = ("pretrain", "finetune", "scratch", "keep_checkpoints")
-    return {k: v for k, v in config["training"].items() if k not in stages}
+    job's numbers or saved epoch depend on them. Not keep_checkpoints, which only decides what
+    stays on disk, nor training.speed, which the script reads from the config: changing those
+    re-runs nothing."""
+    left_out = ("pretrain", "finetune", "scratch", "keep_checkpoints", "speed")
+    return {k: v for k, v in config["training"].items() if k not in left_out}
 
 
 def downstream_model(path):
@@ -359,14 +360,31 @@ def robustness_checkpoints(wildcards):
     return list(robustness_models(wildcards).values())
 
 
+def transferability_models(wildcards):
+    """Model id -> checkpoint of every pretrained model fine-tuned on a downstream dataset; the
+    ids are the entries of its MELEP file (see melep_jobs)."""
+    models = {}
+    for up in (u for u, d in FINETUNE_PAIRS if d == wildcards.downstream):
+        for arch in ARCHS:
+            for seed in SEEDS:
+                models[f"{up}/{arch}/seed{seed}"] = rules.pretrain.output.checkpoint.format(
+                    upstream=up, arch=arch, seed=seed
+                )
+    return models
+
+
+def transferability_checkpoints(wildcards):
+    return list(transferability_models(wildcards).values())
+
+
 def melep_jobs():
-    """Every MELEP file of the run (config key melep), labelled for the results stage."""
+    """Every pretrained model's MELEP of the run (config key melep), labelled for the results
+    stage: the path is its downstream dataset's file, which holds all of that set's models."""
     if not MELEP:
         return []
     return [
         dict(upstream=u, downstream=d, arch=a, seed=s,
-             path=rules.transferability.output[0].format(upstream=u, downstream=d, arch=a,
-                                                         seed=s))
+             path=rules.transferability.output[0].format(downstream=d))
         for u, d in FINETUNE_PAIRS
         for a in ARCHS
         for s in SEEDS
@@ -381,4 +399,6 @@ def robustness_files():
 
 
 def beyond_inputs():
-    return [job["path"] for job in melep_jobs()] + list(robustness_files().values())
+    """The MELEP and robustness files, each once (a MELEP file serves many jobs)."""
+    paths = [job["path"] for job in melep_jobs()] + list(robustness_files().values())
+    return list(dict.fromkeys(paths))

@@ -17,6 +17,8 @@ settings = train.settings_from_config(
     train_on=snakemake.params.train_on,
     train_size=snakemake.params.get("train_size"),
     subset_seed=snakemake.params.get("subset_seed", 0),
+    # not params: changing how fast a job runs must not re-run it
+    speed=snakemake.config["training"]["speed"],
 )
 # --resources gpu=N only counts GPUs; claim_device picks which one (a lock-file slot per visible
 # GPU locally, CUDA_VISIBLE_DEVICES under SLURM, the CPU when there is none).

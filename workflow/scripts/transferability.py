@@ -1,8 +1,8 @@
-"""MELEP of one pretrained model for one downstream dataset, before any fine-tuning."""
+"""MELEP of every pretrained model fine-tuned on one downstream dataset, before fine-tuning."""
 
 from ecg_transfer import evaluate, gpu, runlog
 
 runlog.to_file(snakemake.log[0])
 with gpu.claim_device() as device:
-    evaluate.transferability(snakemake.input.pretrained, snakemake.input.shard,
+    evaluate.transferability(snakemake.params.models, snakemake.input.shard,
                              snakemake.output[0], device=device)
