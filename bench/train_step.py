@@ -450,7 +450,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: autocast in both loops; needs an engine with that setting")
     p.add_argument("--compile", default="none",
-                   choices=("none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"),
+                   choices=getattr(train, "COMPILE_MODES", ("none",)),  # an engine without it
                    help="torch.compile mode in both loops (training.speed.compile); the "
                         "warm-up epoch takes the compile time")
     p.add_argument("--eval-batch-size", type=int, default=None,

@@ -228,9 +228,10 @@ def _read_melep_models(path: Path) -> Mapping[str, object]:
     return models
 
 
-def _melep_model_id(job: Mapping[str, object], seed: int) -> str:
-    """The id the transferability rule gives a pretrained model in its downstream's file."""
-    return f"{job['upstream']}/{job['arch']}/seed{seed}"
+def melep_model_id(upstream: str, arch: str, seed: int) -> str:
+    """A pretrained model's id in its downstream set's MELEP file (the workflow names the
+    entries with it, :func:`read_melep` looks them up with it)."""
+    return f"{upstream}/{arch}/seed{seed}"
 
 
 def _read_melep_entry(models: Mapping[str, object], path: Path, job: Mapping[str, object],
@@ -284,7 +285,8 @@ def read_melep(jobs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
         path = Path(str(job["path"]))
         if path not in files:
             files[path] = _read_melep_models(path)
-        entry = _read_melep_entry(files[path], path, job, _melep_model_id(job, seed))
+        entry = _read_melep_entry(files[path], path, job,
+                                  melep_model_id(key[0], key[2], seed))
         rows.append({"upstream": key[0], "downstream": key[1], "arch": key[2], "seed": seed,
                      **entry, "path": str(path)})
     return pd.DataFrame(rows, columns=list(MELEP_SCORE_COLUMNS))

@@ -6,6 +6,7 @@ import ecg_transfer.datasets
 import ecg_transfer.download
 import ecg_transfer.metrics
 import ecg_transfer.answer
+import ecg_transfer.beyond
 import ecg_transfer.perturb
 from ecg_transfer.codehash import code_hash
 
@@ -339,12 +340,17 @@ def robustness_params():
     return {k: v for k, v in config["robustness"].items() if k != "enabled"}
 
 
+def upstreams_of(downstream):
+    """The upstream datasets whose models are fine-tuned on ``downstream``."""
+    return [u for u, d in FINETUNE_PAIRS if d == downstream]
+
+
 def robustness_models(wildcards):
     """Model id -> checkpoint of every fine-tuned and scratch model of a downstream dataset."""
     models = {}
     for seed in SEEDS:
         for arch in ARCHS:
-            for up in (u for u, d in FINETUNE_PAIRS if d == wildcards.downstream):
+            for up in upstreams_of(wildcards.downstream):
                 where = dict(upstream=up, downstream=wildcards.downstream, arch=arch, seed=seed)
                 models[f"finetune/{up}/{arch}/seed{seed}"] = (
                     rules.finetune.output.checkpoint.format(**where)
@@ -364,10 +370,11 @@ def transferability_models(wildcards):
     """Model id -> checkpoint of every pretrained model fine-tuned on a downstream dataset; the
     ids are the entries of its MELEP file (see melep_jobs)."""
     models = {}
-    for up in (u for u, d in FINETUNE_PAIRS if d == wildcards.downstream):
+    for up in upstreams_of(wildcards.downstream):
         for arch in ARCHS:
             for seed in SEEDS:
-                models[f"{up}/{arch}/seed{seed}"] = rules.pretrain.output.checkpoint.format(
+                model_id = ecg_transfer.beyond.melep_model_id(up, arch, seed)
+                models[model_id] = rules.pretrain.output.checkpoint.format(
                     upstream=up, arch=arch, seed=seed
                 )
     return models
