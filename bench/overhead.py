@@ -13,6 +13,13 @@ writes, and writing the outputs. Two settings side by side, in the same run:
 * ``after``: the defaults now (a resume state only once 30 s have passed; no Adam state).
 
 Prints the median overhead per setting and architecture and the ratio after / before.
+
+    .venv/bin/python bench/overhead.py --from-run DIR
+
+measures a finished run instead (e.g. the demo in a fresh clone, DIR its root): per training
+rule, the jobs' wall times from ``benchmarks/<rule>/**.tsv`` minus their epochs' ``seconds``
+from metrics.csv, per job; the wall time of the other rules' jobs; and the disk that
+``results/`` and ``resources/`` take (each hard-linked file counted once, as ``du`` does).
 """
 
 from __future__ import annotations
@@ -70,11 +77,60 @@ def overhead(shard: Path, out: Path, kw: dict) -> float:
     return wall - float(pd.read_csv(out / "metrics.csv")["seconds"].sum())
 
 
+TRAINING_RULES = {
+    # rule -> the folder under results/ its outputs live in
+    "pretrain": "pretrain", "finetune": "finetune", "train_scratch": "scratch",
+    "finetune_size": "sizes/finetune", "train_scratch_size": "sizes/scratch",
+}
+
+
+def disk_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder``, each inode once (hard links are one file)."""
+    seen, total = set(), 0
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            st = path.stat()
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def from_run(root: Path) -> None:
+    jobs = wall = epochs = 0.0
+    for rule, folder in TRAINING_RULES.items():
+        tsvs = sorted((root / "benchmarks" / rule).rglob("*.tsv"))
+        if not tsvs:
+            continue
+        rule_wall = sum(float(pd.read_csv(t, sep="\t")["s"].iloc[-1]) for t in tsvs)
+        metrics = [root / "results" / folder / t.relative_to(root / "benchmarks" / rule)
+                   .with_suffix("") / "metrics.csv" for t in tsvs]
+        rule_epochs = sum(float(pd.read_csv(m)["seconds"].sum()) for m in metrics)
+        print(f"{rule:20s} {len(tsvs):4d} jobs  wall {rule_wall:7.1f} s  epochs "
+              f"{rule_epochs:7.1f} s  overhead {(rule_wall - rule_epochs) / len(tsvs):5.2f} s/job")
+        jobs, wall, epochs = jobs + len(tsvs), wall + rule_wall, epochs + rule_epochs
+    print(f"{'training, all':20s} {int(jobs):4d} jobs  wall {wall:7.1f} s  epochs {epochs:7.1f} s"
+          f"  overhead {(wall - epochs) / max(jobs, 1):5.2f} s/job")
+    for rule_dir in sorted((root / "benchmarks").iterdir()):
+        if rule_dir.name not in TRAINING_RULES:
+            tsvs = list(rule_dir.rglob("*.tsv"))
+            total = sum(float(pd.read_csv(t, sep="\t")["s"].iloc[-1]) for t in tsvs)
+            print(f"{rule_dir.name:20s} {len(tsvs):4d} jobs  wall {total:7.1f} s")
+    for folder in ("results", "resources"):
+        if (root / folder).is_dir():
+            print(f"disk {folder + '/':11s} {disk_bytes(root / folder) / 1e9:6.2f} GB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--archs", nargs="+", default=["resnet1d101", "resnet1d18", "gru"])
+    parser.add_argument("--from-run", type=Path, metavar="DIR",
+                        help="measure a finished run in DIR instead (see above)")
     args = parser.parse_args()
+    if args.from_run is not None:
+        from_run(args.from_run)
+        return
     with tempfile.TemporaryDirectory(prefix="overhead-bench-") as tmp:
         shard = make_shard(Path(tmp) / "bench.h5")
         for arch in args.archs:

@@ -69,6 +69,18 @@ def test_file_url_relative_and_absolute(tmp_path, monkeypatch):
         download.fetch("file:mirror/missing.zip", tmp_path / "o3")
 
 
+def test_a_local_file_is_linked_not_copied_and_a_bad_one_leaves_the_source_alone(tmp_path):
+    src = tmp_path / "d.zip"
+    src.write_bytes(b"abc")
+    out = download.fetch(src.as_uri(), tmp_path / "o", sha256=hashlib.sha256(b"abc").hexdigest())
+    # one copy on disk (tmp_path is one file system): the download is the source's inode
+    assert out.stat().st_ino == src.stat().st_ino and src.stat().st_nlink == 2
+    with pytest.raises(download.ChecksumError):
+        download.fetch(src.as_uri(), tmp_path / "bad", sha256="0" * 64)
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.part").exists()
+    assert src.read_bytes() == b"abc" and src.stat().st_nlink == 2
+
+
 def _zip_with(names: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

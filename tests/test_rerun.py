@@ -37,6 +37,15 @@ SIZES = {**FT_SIZE, **SCRATCH_SIZE}
 # change to any of a set's models re-runs its whole job; _ONE: one set's job.
 MELEP, MELEP_ONE = {"transferability": 2}, {"transferability": 1}
 ROBUST, ROBUST_ONE = {"robustness": 2}, {"robustness": 1}
+# Robustness scores resnet1d18's models only (robustness.architectures): each of its fine-tuned
+# (ptbxl -> georgia, ptb) and scratch (georgia, ptb) models is kept by a keep_model job; gru's
+# model.pt files are temporary, deleted once written.
+ROBUST_ARCHS = ["resnet1d18"]
+
+
+def keep(n: int) -> dict[str, int]:
+    """n keep_model jobs: n of resnet1d18's downstream models re-trained, kept again."""
+    return {"keep_model": n}
 
 
 def base_config() -> dict:
@@ -45,7 +54,7 @@ def base_config() -> dict:
     cfg = tiny_config(records=RECORDS, architectures=ARCHS, upstream=["ptbxl"],
                       downstream=["georgia", "ptb"], epochs=1, train_sizes={"georgia": [10]})
     cfg["melep"] = {"enabled": True}
-    cfg["robustness"] = {"enabled": True, "levels": {"emg": [6]}}
+    cfg["robustness"] = {"enabled": True, "levels": {"emg": [6]}, "architectures": ROBUST_ARCHS}
     return cfg
 
 
@@ -76,36 +85,36 @@ def _set(path: str, value):
 # 2 archs: 2 pretrain (ptbxl), 4 finetune (ptbxl -> georgia, ptb), 4 scratch (georgia, ptb).
 ROWS = {
     "fine-tune learning rate": (_set("training.finetune.lr", 0.002),
-                                {"finetune": 4, **FT_SIZE, **ROBUST, **REPORTS}),
+                                {"finetune": 4, **keep(2), **FT_SIZE, **ROBUST, **REPORTS}),
     "epochs of scratch training": (_set("training.scratch.epochs", 2),
-                                   {"train_scratch": 4, **SCRATCH_SIZE, **ROBUST, **REPORTS}),
+                                   {"train_scratch": 4, **keep(2), **SCRATCH_SIZE, **ROBUST,
+                                    **REPORTS}),
     # scaling is applied per shard part: the index stays, ptb's one part is rewritten
     "a preprocessing parameter of one dataset (per part)": (
         _set("datasets.ptb.preprocess.scaling", "minmax"),
-        {"make_shard": 1, "finetune": 2, "train_scratch": 2, **MELEP_ONE, **ROBUST_ONE,
-         **REPORTS_ONE}),
+        {"make_shard": 1, "finetune": 2, "train_scratch": 2, **keep(2), **MELEP_ONE,
+         **ROBUST_ONE, **REPORTS_ONE}),
     # the split is decided by the index
     "a split parameter of one dataset (index)": (
         _set("datasets.ptb.split.random_state", 2),
-        {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **MELEP_ONE, **ROBUST_ONE,
-         **REPORTS_ONE}),
+        {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **keep(2), **MELEP_ONE,
+         **ROBUST_ONE, **REPORTS_ONE}),
     "pretraining hyperparameter": (_set("training.pretrain.lr", 0.002),
-                                   {"pretrain": 2, "finetune": 4, **FT_SIZE, **MELEP, **ROBUST,
-                                    **REPORTS}),
+                                   {"pretrain": 2, "finetune": 4, **keep(2), **FT_SIZE,
+                                    **MELEP, **ROBUST, **REPORTS}),
     "add a seed": (_set("seeds", [0, 1]),
-                   {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **MELEP,
-                    **ROBUST, **REPORTS}),
-    # a new (or removed) architecture changes the models of every downstream set's MELEP and
-    # robustness job
+                   {"pretrain": 2, "finetune": 4, "train_scratch": 4, **keep(4), **SIZES,
+                    **MELEP, **ROBUST, **REPORTS}),
+    # a new (or removed) architecture changes the models of every downstream set's MELEP job;
+    # robustness scores the architectures it names, which stay the same
     "add an architecture": (_set("architectures", [*ARCHS, "lstm"]),
                             {"pretrain": 1, "finetune": 2, "train_scratch": 2, **MELEP,
-                             **ROBUST, **REPORTS}),
+                             **REPORTS}),
     "add a downstream dataset": (_set("downstream", ["georgia", "ptb", "ribeiro"]),
                                  {**DATA_PER_DATASET, **INDEX_PER_DATASET, "finetune": 2,
-                                  "train_scratch": 2, **MELEP_ONE, **ROBUST_ONE,
+                                  "train_scratch": 2, **keep(2), **MELEP_ONE, **ROBUST_ONE,
                                   **REPORTS_ONE}),
-    "remove an architecture": (_set("architectures", ["resnet1d18"]),
-                               {**MELEP, **ROBUST, **REPORTS}),
+    "remove an architecture": (_set("architectures", ["resnet1d18"]), {**MELEP, **REPORTS}),
     "a plotting option": (_set("plots.dpi", 72), {"plot_curves": 2, "results": 1}),
     # the size axis: a new size is two new jobs and the results, nothing else
     "add a training size": (_set("size_axis.train_sizes", {"georgia": [10, 15]}),
@@ -116,6 +125,12 @@ ROWS = {
     # (the downstream models are kept while robustness is on)
     "robustness levels": (_set("robustness.levels", {"emg": [6, 0]}), {**ROBUST, "results": 1}),
     "robustness seed": (_set("robustness.seed", 3), {**ROBUST, "results": 1}),
+    # gru's downstream models were not kept: scoring them means training them again (the same
+    # numbers, so the reports re-run with them)
+    "robustness of another architecture": (
+        _set("robustness.architectures", ["resnet1d18", "gru"]),
+        {"finetune": 2, "train_scratch": 2, **keep(4), **ROBUST, **REPORTS}),
+    "keep every checkpoint": (_set("training.keep_checkpoints", "all"), {}),
     "turn MELEP off": (_set("melep.enabled", False), {"results": 1}),
     # how fast, not what: the speed levers re-run nothing
     "training speed levers": (_set("training.speed", {"compile": "default",
@@ -131,6 +146,27 @@ def test_a_config_change_reruns_exactly_the_stale_jobs(study, row):
 
 def test_unchanged_config_reruns_nothing(study):
     assert scheduled_jobs(study, _changed(study, lambda cfg: None)) == {}
+
+
+def test_only_the_models_a_later_job_reads_stay_on_disk(study):
+    results = study / "results"
+    # pretrained models: fine-tuning starts from them
+    assert sorted(p.parent.name for p in (results / "pretrain").rglob("model.pt")) == [
+        "seed0", "seed0"]
+    # no fine-tuned, scratch or size-axis model.pt stays where it was trained...
+    left = [p for sub in ("finetune", "scratch", "sizes") for p in (results / sub).rglob("model.pt")]
+    assert left == []
+    # ...but the robustness study's (resnet1d18's) are kept, one per job: 2 fine-tuned, 2 scratch
+    kept = sorted(str(p.relative_to(results / "models")) for p in
+                  (results / "models").rglob("model.pt"))
+    assert kept == [
+        "finetune/ptbxl/georgia/resnet1d18/seed0/model.pt",
+        "finetune/ptbxl/ptb/resnet1d18/seed0/model.pt",
+        "scratch/georgia/resnet1d18/seed0/model.pt",
+        "scratch/ptb/resnet1d18/seed0/model.pt",
+    ]
+    # and the training jobs' other outputs are all there
+    assert len(list((results / "finetune").rglob("predictions.npz"))) == 4
 
 
 # ------------------------------------------------------------------------------------------
@@ -157,21 +193,21 @@ def _edit(package: Path, module: str) -> None:
 
 
 CODE_ROWS = {
-    "train.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **MELEP, **ROBUST,
-                 **REPORTS},
-    "metrics.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **SIZES, **MELEP,
-                   **ROBUST, **REPORTS},
+    "train.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **keep(4), **SIZES, **MELEP,
+                 **ROBUST, **REPORTS},
+    "metrics.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **keep(4), **SIZES,
+                   **MELEP, **ROBUST, **REPORTS},
     # every dataset's index and shard (ptbxl, georgia, ptb) and everything after them
     "shards.py": {"index_dataset": 3, "make_shard": 3, "pretrain": 2, "finetune": 4,
-                  "train_scratch": 4, **SIZES, **MELEP, **ROBUST, **REPORTS},
+                  "train_scratch": 4, **keep(4), **SIZES, **MELEP, **ROBUST, **REPORTS},
     "prepare.py": {"index_dataset": 3, "make_shard": 3, "pretrain": 2, "finetune": 4,
-                   "train_scratch": 4, **SIZES, **MELEP, **ROBUST, **REPORTS},
+                   "train_scratch": 4, **keep(4), **SIZES, **MELEP, **ROBUST, **REPORTS},
     # A reader re-runs only its own datasets' data stages and what is trained on them: the
     # training stage's code does not include the readers, nor does another dataset's data stage.
-    "datasets/ptb.py": {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **MELEP_ONE,
-                        **ROBUST_ONE, **REPORTS_ONE},
-    "datasets/challenge.py": {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **SIZES,
-                              **MELEP_ONE, **ROBUST_ONE, **REPORTS_ONE},
+    "datasets/ptb.py": {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **keep(2),
+                        **MELEP_ONE, **ROBUST_ONE, **REPORTS_ONE},
+    "datasets/challenge.py": {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **keep(2),
+                              **SIZES, **MELEP_ONE, **ROBUST_ONE, **REPORTS_ONE},
     "aggregate.py": REPORTS,
     # the forward passes of saved models: MELEP and robustness, and the results that read them
     "evaluate.py": {**MELEP, **ROBUST, "results": 1},

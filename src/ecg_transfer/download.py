@@ -128,7 +128,11 @@ def fetch(
     if src is not None:
         if not src.is_file():
             raise DownloadError(f"{url}: no such file {src}")
-        shutil.copyfile(src, part)
+        part.unlink(missing_ok=True)
+        try:  # a local file: a hard link where the file system allows, so no second copy
+            os.link(src, part)
+        except OSError:
+            shutil.copyfile(src, part)
     elif urllib.parse.urlparse(url).scheme in ("http", "https"):
         _http_download(url, part, retries=retries, backoff=backoff, timeout=timeout,
                        progress=progress, progress_every=progress_every)

@@ -29,6 +29,25 @@ rule transferability:
         "../scripts/transferability.py"
 
 
+# The models the robustness study scores, kept: a fine-tuned or scratch model.pt is temporary
+# (training.keep_checkpoints), and the robustness jobs must be able to re-run with other
+# settings without training it again. A hard link where the file system allows (one copy on
+# disk), else a copy; a local job, it takes milliseconds.
+rule keep_model:
+    input:
+        "results/{job}/model.pt",
+    output:
+        "results/models/{job}/model.pt",
+    wildcard_constraints:
+        job=r"(finetune|scratch)/[^/]+(/[^/]+)*",
+    localrule: True
+    log:
+        "logs/keep_model/{job}.log",
+    run:
+        how = link_or_copy(input[0], output[0])
+        Path(log[0]).write_text(f"{input[0]} -> {output[0]} ({how})\n")
+
+
 # One job per downstream dataset: every perturbed test set is made once and given to each of
 # its models, so all see the same noise (and a job's start-up is paid once, not per model).
 rule robustness:

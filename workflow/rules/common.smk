@@ -1,5 +1,9 @@
 # Config -> job lists, wildcard constraints and input functions. All of the workflow's Python
 # lives here; the rules only name these functions.
+import os
+import shutil
+from pathlib import Path
+
 from snakemake.utils import validate
 
 import ecg_transfer.datasets
@@ -213,12 +217,12 @@ def training_params():
 
 
 def downstream_model(path):
-    """A fine-tuned or scratch model.pt: temporary (deleted once written; its metrics,
-    predictions and sidecar stay) unless training.keep_checkpoints is `all` or the robustness
-    study is on, which reads these models and must be able to re-run with other settings
-    without training them again. Pretrained models are always kept."""
-    keep = config["training"]["keep_checkpoints"] == "all" or config["robustness"]["enabled"]
-    return path if keep else temp(path)
+    """A fine-tuned or scratch model.pt: temporary (deleted once no job needs it; its metrics,
+    predictions and sidecar stay) unless training.keep_checkpoints is `all`. The robustness
+    study keeps the models it scores through rule keep_model (results/models/), so that it can
+    re-run with other settings without training them again. Pretrained models are always
+    kept."""
+    return path if config["training"]["keep_checkpoints"] == "all" else temp(path)
 
 
 def plot_params():
@@ -312,6 +316,13 @@ def families():
 
 MELEP = config["melep"]["enabled"]
 ROBUSTNESS = config["robustness"]["enabled"]
+ROBUST_ARCHS = list(config["robustness"].get("architectures", ARCHS))
+for _name in ROBUST_ARCHS:
+    if ROBUSTNESS and _name not in ARCHS:
+        raise ValueError(
+            f"config key 'robustness.architectures' names '{_name}', which is not in "
+            f"'architectures' ({', '.join(ARCHS)})"
+        )
 # the perturbation kinds of the robustness study: the config's, else the package's default grade
 KINDS = list(config["robustness"]["levels"] or ecg_transfer.perturb.LEVELS)
 # The results stage's files, from the package's one list of them; each with its caption.
@@ -345,19 +356,39 @@ def upstreams_of(downstream):
     return [u for u, d in FINETUNE_PAIRS if d == downstream]
 
 
+def link_or_copy(source, target):
+    """Make ``target`` a hard link to ``source`` (no second copy on disk), or a copy where the
+    file system cannot link; returns which."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+        return "link"
+    except OSError:
+        shutil.copyfile(source, target)
+        return "copy"
+
+
+def kept_model(checkpoint):
+    """Where rule keep_model keeps a fine-tuned or scratch model.pt (results/models/...)."""
+    return rules.keep_model.output[0].format(
+        job=Path(checkpoint).parent.relative_to("results").as_posix()
+    )
+
+
 def robustness_models(wildcards):
-    """Model id -> checkpoint of every fine-tuned and scratch model of a downstream dataset."""
+    """Model id -> kept checkpoint of every fine-tuned and scratch model of a downstream dataset
+    (of robustness.architectures)."""
     models = {}
     for seed in SEEDS:
-        for arch in ARCHS:
+        for arch in ROBUST_ARCHS:
             for up in upstreams_of(wildcards.downstream):
                 where = dict(upstream=up, downstream=wildcards.downstream, arch=arch, seed=seed)
-                models[f"finetune/{up}/{arch}/seed{seed}"] = (
+                models[f"finetune/{up}/{arch}/seed{seed}"] = kept_model(
                     rules.finetune.output.checkpoint.format(**where)
                 )
             where = dict(downstream=wildcards.downstream, arch=arch, seed=seed)
-            models[f"scratch/{arch}/seed{seed}"] = rules.train_scratch.output.checkpoint.format(
-                **where
+            models[f"scratch/{arch}/seed{seed}"] = kept_model(
+                rules.train_scratch.output.checkpoint.format(**where)
             )
     return models
 
