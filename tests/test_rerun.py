@@ -154,8 +154,8 @@ def test_only_the_models_a_later_job_reads_stay_on_disk(study):
     assert sorted(p.parent.name for p in (results / "pretrain").rglob("model.pt")) == [
         "seed0", "seed0"]
     # no fine-tuned, scratch or size-axis model.pt stays where it was trained...
-    left = [p for sub in ("finetune", "scratch", "sizes") for p in (results / sub).rglob("model.pt")]
-    assert left == []
+    assert [p for sub in ("finetune", "scratch", "sizes")
+            for p in (results / sub).rglob("model.pt")] == []
     # ...but the robustness study's (resnet1d18's) are kept, one per job: 2 fine-tuned, 2 scratch
     kept = sorted(str(p.relative_to(results / "models")) for p in
                   (results / "models").rglob("model.pt"))
