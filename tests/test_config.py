@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import subprocess
 import sys
@@ -161,3 +162,26 @@ def test_the_paper_study_trains_on_all_of_train():
     assert cfg["training"]["validation_fraction"] == 0
     assert cfg["training"]["selection"] == "paper"
     assert all(d["preprocess"]["protocol"] == "paper" for d in cfg["datasets"].values())
+
+
+def test_jobs_per_gpu_reaches_the_local_jobs_through_their_environment(tmp_path):
+    # The training script's claim_device reads ECG_TRANSFER_JOBS_PER_GPU; the config key sets it
+    # for every job Snakemake starts (and overrides the variable, with a warning). A rule added
+    # beside the workflow's prints what a job sees.
+    wrapper = tmp_path / "Snakefile"
+    wrapper.write_text(
+        f'include: "{REPO / "Snakefile"}"\n\n'
+        "rule show_jobs_per_gpu:\n"
+        '    output: "seen.txt"\n'
+        '    shell: "echo $ECG_TRANSFER_JOBS_PER_GPU > {output}"\n')
+    cfg = _config()
+    cfg["gpu"] = {"jobs_per_gpu": 3}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "ECG_TRANSFER_JOBS_PER_GPU": "2"}
+    out = subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(wrapper), "--directory", str(tmp_path), "--cores", "1",
+         "--configfile", str(tmp_path / "c.yaml"), "--workflow-profile", "none", "seen.txt"],
+        capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert (tmp_path / "seen.txt").read_text().strip() == "3"
+    assert "ECG_TRANSFER_JOBS_PER_GPU=2 is overridden" in out.stderr + out.stdout

@@ -135,6 +135,7 @@ ROWS = {
     # how fast, not what: the speed levers re-run nothing
     "training speed levers": (_set("training.speed", {"compile": "default",
                                                       "eval_batch_size": 512}), {}),
+    "jobs per GPU": (_set("gpu.jobs_per_gpu", 2), {}),
 }
 
 

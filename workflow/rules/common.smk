@@ -4,10 +4,12 @@ import os
 import shutil
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 import ecg_transfer.datasets
 import ecg_transfer.download
+import ecg_transfer.gpu
 import ecg_transfer.metrics
 import ecg_transfer.answer
 import ecg_transfer.beyond
@@ -180,6 +182,18 @@ def on_bad_record(wildcards):
 
 def pretrain_split(wildcards):
     return config["datasets"][wildcards.upstream]["pretrain_split"]
+
+
+# gpu.jobs_per_gpu reaches the local training jobs through the environment they
+# inherit (ecg_transfer.gpu.claim_device reads it), not through params or the script: how fast
+# the jobs run must not re-run them. The config is the one source: it overrides the variable.
+_per_gpu = str(config["gpu"]["jobs_per_gpu"])
+if os.environ.get(ecg_transfer.gpu.JOBS_PER_GPU_ENV, _per_gpu) != _per_gpu:
+    logger.warning(
+        f"{ecg_transfer.gpu.JOBS_PER_GPU_ENV}={os.environ[ecg_transfer.gpu.JOBS_PER_GPU_ENV]} "
+        f"is overridden by the config key gpu.jobs_per_gpu ({_per_gpu})"
+    )
+os.environ[ecg_transfer.gpu.JOBS_PER_GPU_ENV] = _per_gpu
 
 
 def data_code_version(wildcards):
