@@ -19,6 +19,7 @@ import pytest
 
 from ecg_transfer.beyond import (
     ALL_ARCHS,
+    _parse_model_id,
     _ranking_words,
     claims_section,
     evaluate_beyond_claims,
@@ -29,6 +30,7 @@ from ecg_transfer.beyond import (
     output_paths,
     plot_robustness,
     read_melep,
+    robustness_model_id,
     robustness_tables,
     write_beyond,
 )
@@ -450,3 +452,17 @@ def test_the_claims_section_has_an_overview_and_each_claim_with_its_rule():
     assert text.splitlines()[0] == "## Beyond the paper"
     assert "| claim | paper selection | validation selection |" in text
     assert text.count("*Rule:*") == 3
+
+
+@pytest.mark.parametrize("regime, upstream", [("finetune", "ptbxl"), ("scratch", None)])
+def test_a_robustness_model_id_reads_back_as_the_model_it_names(regime, upstream):
+    model_id = robustness_model_id(regime, upstream, "resnet1d18", 3)
+    assert _parse_model_id(model_id, Path("r.npz")) == (
+        regime, upstream or "", "resnet1d18", 3)
+
+
+@pytest.mark.parametrize("regime, upstream", [("finetune", None), ("scratch", "ptbxl"),
+                                              ("pretrain", "ptbxl")])
+def test_no_robustness_model_id_for_a_model_robustness_does_not_score(regime, upstream):
+    with pytest.raises(ValueError, match="no robustness model id"):
+        robustness_model_id(regime, upstream, "gru", 0)

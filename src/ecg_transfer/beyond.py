@@ -100,6 +100,7 @@ __all__ = [
     "load_robustness",
     "melep_correlations",
     "melep_markdown",
+    "melep_model_id",
     "melep_ranking",
     "melep_table",
     "output_paths",
@@ -107,6 +108,7 @@ __all__ = [
     "plot_robustness",
     "read_melep",
     "robustness_markdown",
+    "robustness_model_id",
     "robustness_tables",
     "write_beyond",
 ]
@@ -584,6 +586,17 @@ class RobustnessSet:
     @property
     def kinds(self) -> list[str]:
         return list(dict.fromkeys(k for k, _ in self.conditions if k != CLEAN))
+
+
+def robustness_model_id(regime: str, upstream: str | None, arch: str, seed: int) -> str:
+    """A fine-tuned or scratch model's id in its downstream set's robustness file (the workflow
+    names the entries with it, :func:`_parse_model_id` reads it back)."""
+    if regime == "finetune" and upstream:
+        return f"finetune/{upstream}/{arch}/seed{seed}"
+    if regime == "scratch" and not upstream:
+        return f"scratch/{arch}/seed{seed}"
+    raise ValueError(f"no robustness model id for regime {regime!r} with upstream {upstream!r}: "
+                     "expected finetune with an upstream, or scratch without one")
 
 
 def _parse_model_id(model_id: str, path: Path) -> tuple[str, str, str, int]:

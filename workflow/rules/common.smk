@@ -397,11 +397,13 @@ def robustness_models(wildcards):
         for arch in ROBUST_ARCHS:
             for up in upstreams_of(wildcards.downstream):
                 where = dict(upstream=up, downstream=wildcards.downstream, arch=arch, seed=seed)
-                models[f"finetune/{up}/{arch}/seed{seed}"] = kept_model(
+                model_id = ecg_transfer.beyond.robustness_model_id("finetune", up, arch, seed)
+                models[model_id] = kept_model(
                     rules.finetune.output.checkpoint.format(**where)
                 )
             where = dict(downstream=wildcards.downstream, arch=arch, seed=seed)
-            models[f"scratch/{arch}/seed{seed}"] = kept_model(
+            model_id = ecg_transfer.beyond.robustness_model_id("scratch", None, arch, seed)
+            models[model_id] = kept_model(
                 rules.train_scratch.output.checkpoint.format(**where)
             )
     return models
