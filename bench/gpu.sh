@@ -196,6 +196,11 @@ for arch in archs:
                  f" {shared:>6}"
                  if r else f" | {'failed':>13} {'':>7} {'':>5} {'':>6} {'':>6} {'':>7} {'':>6}")
     print(line)
+for k, run in runs.items():
+    peaks = {r["arch"]: r["peak_bytes"] for r in run["results"] if r.get("peak_bytes")}
+    if peaks:  # what one job needs, for gpu.jobs_per_gpu (README: the default is 1)
+        print(f"peak memory of one job ({k}): "
+              + ", ".join(f"{a} {b / 1e9:.2f} GB" for a, b in peaks.items()))
 met = []
 for k, run in runs.items():
     complete = not run["errors"] and len(run["results"]) == 6

@@ -128,6 +128,8 @@ class Result:
     # their measured epochs overlapped (the number means little below ~0.8)
     concurrent_speedup: float | None = None
     concurrent_overlap: float | None = None
+    # peak CUDA memory of one engine job (bytes), for gpu.jobs_per_gpu; None on a CPU
+    peak_bytes: int | None = None
 
     @property
     def engine_train_s(self) -> float:
@@ -229,6 +231,8 @@ class EngineTiming:
     window: tuple[float, float]  # wall-clock start and end of the measured epochs
     # the mean, for --concurrent: there the fastest epoch may be one the others did not overlap
     mean_epoch_s: float
+    # peak CUDA memory the job allocated (torch.cuda.max_memory_allocated); None on a CPU
+    peak_bytes: int | None = None
 
 
 def time_engine(shard: Path, arch: str, args: argparse.Namespace, workdir: Path
@@ -244,6 +248,9 @@ def time_engine(shard: Path, arch: str, args: argparse.Namespace, workdir: Path
     kw = {}
     if "resume_dir" in inspect.signature(train.train).parameters:
         kw["resume_dir"] = out / "resume"  # the workflow always gives one
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     try:
         train.train(shard, settings_for(arch, args, 1 + args.epochs),
                     metrics_path=out / "metrics.csv", checkpoint_path=out / "model.pt", **kw)
@@ -251,6 +258,7 @@ def time_engine(shard: Path, arch: str, args: argparse.Namespace, workdir: Path
         engine_log.removeHandler(clock)
         engine_log.setLevel(level)
         engine_log.propagate = propagate
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     with open(out / "metrics.csv", newline="") as f:
         seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
     if len(seconds) != 1 + args.epochs:
@@ -260,10 +268,11 @@ def time_engine(shard: Path, arch: str, args: argparse.Namespace, workdir: Path
     if len(clock.times) != 1 + args.epochs:
         log.warning("%s: the engine logged %d epoch lines for %d epochs; epoch time = loop time",
                     arch, len(clock.times), 1 + args.epochs)
-        return EngineTiming(loop, loop, (math.nan, math.nan), sum(seconds[1:]) / args.epochs)
+        return EngineTiming(loop, loop, (math.nan, math.nan), sum(seconds[1:]) / args.epochs,
+                            peak)
     intervals = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
     return EngineTiming(min(intervals), loop, (clock.walls[0], clock.walls[-1]),
-                        sum(intervals) / len(intervals))
+                        sum(intervals) / len(intervals), peak)
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -395,7 +404,7 @@ def configure(args: argparse.Namespace, device: torch.device) -> None:
 def format_table(results: list[Result], errors: dict[str, str]) -> str:
     concurrent = any(r.concurrent_speedup is not None for r in results)
     head = (f"{'arch':<12} {'train/s engine':>14} {'bare':>9} {'ratio':>6} {'eval share':>10} "
-            f"{'save s':>7} {'ms/sample train':>15} {'eval':>7} {'study h':>8}")
+            f"{'save s':>7} {'ms/sample train':>15} {'eval':>7} {'study h':>8} {'peak GB':>7}")
     if concurrent:
         head += f" {'concurrent':>10} {'overlap':>7}"
     lines = [head, "-" * len(head)]
@@ -403,7 +412,8 @@ def format_table(results: list[Result], errors: dict[str, str]) -> str:
         line = (f"{r.arch:<12} {r.engine_sps:>14.1f} {r.bare_sps:>9.1f} {r.ratio:>6.2f} "
                 f"{r.eval_share:>10.1%} {r.save_s:>7.2f} "
                 f"{1e3 * r.engine_train_s / r.n_train:>15.3f} {1e3 * r.eval_s / r.n_eval:>7.3f} "
-                f"{r.study_s / 3600:>8.2f}")
+                f"{r.study_s / 3600:>8.2f} "
+                f"{'—' if r.peak_bytes is None else f'{r.peak_bytes / 1e9:.2f}':>7}")
         if r.concurrent_speedup is not None and r.concurrent_overlap is not None:
             line += f" {r.concurrent_speedup:>9.2f}x {r.concurrent_overlap:>7.2f}"
         lines.append(line)
@@ -543,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
             results.append(Result(arch, len(x), n_eval, engine.epoch_s, engine.loop_s, bare_s,
-                                  eval_s, fraction, speedup, overlap))
+                                  eval_s, fraction, speedup, overlap, engine.peak_bytes))
             print(f"# {arch}: measured in {time.perf_counter() - started:.0f} s: "
                   f"{format_table(results[-1:], {}).splitlines()[-1]}", flush=True)
             if args.json:
@@ -559,6 +569,12 @@ def main(argv: list[str] | None = None) -> int:
         if all(r.concurrent_speedup for r in results):
             shared = sum(r.study_s / r.concurrent_speedup for r in results) / 3600
             print(f"with {args.concurrent} jobs at once on the device: {shared:.2f} h")
+        peaks = [r.peak_bytes for r in results if r.peak_bytes]
+        if peaks and device.type == "cuda":
+            total = torch.cuda.get_device_properties(device).total_memory
+            print(f"memory: the largest job peaked at {max(peaks) / 1e9:.2f} GB of the device's "
+                  f"{total / 1e9:.1f} GB: gpu.jobs_per_gpu up to {int(total // max(peaks))} "
+                  "by memory alone")
     return 1 if errors else 0
 
 

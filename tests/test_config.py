@@ -129,6 +129,19 @@ def test_a_size_axis_upstream_without_pretrained_models_is_an_error(tmp_path):
     assert "'size_axis.upstream' names 'ptb'" in out.stdout + out.stderr
 
 
+def test_a_robustness_architecture_outside_the_grid_is_an_error(tmp_path):
+    cfg = _config()
+    cfg["architectures"] = ["resnet1d18"]
+    cfg["robustness"] = {"enabled": True, "architectures": ["resnet1d18", "gru"]}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        [SNAKEMAKE, "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(path)], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode != 0
+    assert "'robustness.architectures' names 'gru'" in out.stdout + out.stderr
+
+
 def test_unknown_dataset_in_downstream_stops_before_any_job(tmp_path):
     cfg = _config()
     del cfg["datasets"]["ribeiro"]
