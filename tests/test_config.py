@@ -117,44 +117,35 @@ def test_with_an_empty_size_axis_no_size_job_exists(tmp_path):
     assert (counts["pretrain"], counts["finetune"], counts["train_scratch"]) == (18, 72, 30)
 
 
-def test_a_size_axis_upstream_without_pretrained_models_is_an_error(tmp_path):
-    cfg = _config()
-    cfg["size_axis"]["upstream"] = ["ptb"]
+def _refused(cfg: dict, tmp_path: Path) -> str:
+    """Snakemake's output for a dry run of ``cfg``, which must fail. The workdir has no
+    config.yaml, so the --configfile is the whole config."""
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = subprocess.run(
         [SNAKEMAKE, "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
          "--configfile", str(path)], capture_output=True, text=True, cwd=REPO)
     assert out.returncode != 0
-    assert "'size_axis.upstream' names 'ptb'" in out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+def test_a_size_axis_upstream_without_pretrained_models_is_an_error(tmp_path):
+    cfg = _config()
+    cfg["size_axis"]["upstream"] = ["ptb"]
+    assert "'size_axis.upstream' names 'ptb'" in _refused(cfg, tmp_path)
 
 
 def test_a_robustness_architecture_outside_the_grid_is_an_error(tmp_path):
     cfg = _config()
     cfg["architectures"] = ["resnet1d18"]
     cfg["robustness"] = {"enabled": True, "architectures": ["resnet1d18", "gru"]}
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    out = subprocess.run(
-        [SNAKEMAKE, "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(path)], capture_output=True, text=True, cwd=REPO)
-    assert out.returncode != 0
-    assert "'robustness.architectures' names 'gru'" in out.stdout + out.stderr
+    assert "'robustness.architectures' names 'gru'" in _refused(cfg, tmp_path)
 
 
 def test_unknown_dataset_in_downstream_stops_before_any_job(tmp_path):
     cfg = _config()
     del cfg["datasets"]["ribeiro"]
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    out = subprocess.run(
-        [SNAKEMAKE, "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(path)],
-        capture_output=True, text=True, cwd=REPO,
-    )
-    # The workdir has no config.yaml, so the --configfile is the whole config.
-    assert out.returncode != 0
-    assert "config key 'downstream' names dataset 'ribeiro'" in out.stderr + out.stdout
+    assert "config key 'downstream' names dataset 'ribeiro'" in _refused(cfg, tmp_path)
 
 
 def test_dry_run_of_the_sound_study_lists_the_same_grid(tmp_path):

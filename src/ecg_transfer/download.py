@@ -129,10 +129,7 @@ def fetch(
         if not src.is_file():
             raise DownloadError(f"{url}: no such file {src}")
         part.unlink(missing_ok=True)
-        try:  # a local file: a hard link where the file system allows, so no second copy
-            os.link(src, part)
-        except OSError:
-            shutil.copyfile(src, part)
+        link_or_copy(src, part)  # a local file: no second copy where the file system allows
     elif urllib.parse.urlparse(url).scheme in ("http", "https"):
         _http_download(url, part, retries=retries, backoff=backoff, timeout=timeout,
                        progress=progress, progress_every=progress_every)
@@ -152,6 +149,18 @@ def fetch(
         raise
     os.replace(part, dest)
     return dest
+
+
+def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> str:
+    """Make ``target`` (which must not exist) a hard link to ``source``, so that the disk holds
+    one copy, or a copy where the file system cannot link; returns "link" or "copy"."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+        return "link"
+    except OSError:
+        shutil.copyfile(source, target)
+        return "copy"
 
 
 def _http_download(

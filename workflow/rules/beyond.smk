@@ -43,9 +43,10 @@ rule keep_model:
     localrule: True
     log:
         "logs/keep_model/{job}.log",
+    # One call: Snakemake re-runs a run: block whose text changed, and this one's input is
+    # temporary, so an edit here would train the kept models again; edit keep_model_file.
     run:
-        how = link_or_copy(input[0], output[0])
-        Path(log[0]).write_text(f"{input[0]} -> {output[0]} ({how})\n")
+        keep_model_file(input[0], output[0], log[0])
 
 
 # One job per downstream dataset: every perturbed test set is made once and given to each of

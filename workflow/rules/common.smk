@@ -1,7 +1,6 @@
 # Config -> job lists, wildcard constraints and input functions. All of the workflow's Python
 # lives here; the rules only name these functions.
 import os
-import shutil
 from pathlib import Path
 
 from snakemake.logging import logger
@@ -74,12 +73,20 @@ for _name in SIZE_UPSTREAM:
             f"config key 'size_axis.upstream' names '{_name}', which is not in 'upstream' "
             f"(pretrained models exist for: {', '.join(UPSTREAM)})"
         )
-for _name in SIZE_ARCHS:
-    if TRAIN_SIZES and _name not in ARCHS:
-        raise ValueError(
-            f"config key 'size_axis.architectures' names '{_name}', which is not in "
-            f"'architectures' ({', '.join(ARCHS)})"
-        )
+
+
+def check_archs(key, names):
+    """A config key's architectures must be among the main grid's `architectures`."""
+    for name in names:
+        if name not in ARCHS:
+            raise ValueError(
+                f"config key '{key}' names '{name}', which is not in 'architectures' "
+                f"({', '.join(ARCHS)})"
+            )
+
+
+if TRAIN_SIZES:
+    check_archs("size_axis.architectures", SIZE_ARCHS)
 
 
 # With a cluster executor (workflow/profiles/slurm) these run on the submitting node: compute
@@ -331,12 +338,8 @@ def families():
 MELEP = config["melep"]["enabled"]
 ROBUSTNESS = config["robustness"]["enabled"]
 ROBUST_ARCHS = list(config["robustness"].get("architectures", ARCHS))
-for _name in ROBUST_ARCHS:
-    if ROBUSTNESS and _name not in ARCHS:
-        raise ValueError(
-            f"config key 'robustness.architectures' names '{_name}', which is not in "
-            f"'architectures' ({', '.join(ARCHS)})"
-        )
+if ROBUSTNESS:
+    check_archs("robustness.architectures", ROBUST_ARCHS)
 # the perturbation kinds of the robustness study: the config's, else the package's default grade
 KINDS = list(config["robustness"]["levels"] or ecg_transfer.perturb.LEVELS)
 # The results stage's files, from the package's one list of them; each with its caption.
@@ -370,16 +373,10 @@ def upstreams_of(downstream):
     return [u for u, d in FINETUNE_PAIRS if d == downstream]
 
 
-def link_or_copy(source, target):
-    """Make ``target`` a hard link to ``source`` (no second copy on disk), or a copy where the
-    file system cannot link; returns which."""
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-        return "link"
-    except OSError:
-        shutil.copyfile(source, target)
-        return "copy"
+def keep_model_file(checkpoint, kept, log):
+    """Rule keep_model: ``kept`` a hard link to ``checkpoint`` (or a copy), said in ``log``."""
+    how = ecg_transfer.download.link_or_copy(checkpoint, kept)
+    Path(log).write_text(f"{checkpoint} -> {kept} ({how})\n")
 
 
 def kept_model(checkpoint):
