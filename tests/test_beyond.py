@@ -17,26 +17,32 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_transfer.beyond import (
-    ALL_ARCHS,
-    _parse_model_id,
-    _ranking_words,
+from ecg_transfer.answer.claims import (
+    NOT_SUPPORTED,
+    NOT_TESTABLE,
+    SUPPORTED,
     claims_section,
     evaluate_beyond_claims,
+)
+from ecg_transfer.answer.figures import plot_robustness
+from ecg_transfer.answer.robustness import (
+    _parse_model_id,
     load_robustness,
+    robustness_model_id,
+    robustness_tables,
+)
+from ecg_transfer.answer.runs import load_runs
+from ecg_transfer.answer.stats import macro_auroc
+from ecg_transfer.answer.transferability import (
+    ALL_ARCHS,
     melep_correlations,
     melep_ranking,
     melep_table,
-    output_paths,
-    plot_robustness,
+    ranking_words,
     read_melep,
-    robustness_model_id,
-    robustness_tables,
-    write_beyond,
 )
+from ecg_transfer.answer.write import beyond_output_paths, write_beyond
 from ecg_transfer.metrics import weighted_f1
-from ecg_transfer.results import NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED, load_runs
-from ecg_transfer.stats import macro_auroc
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("NORM", "MI", "STTC")
@@ -239,7 +245,7 @@ def test_the_ranking_counts_how_often_the_lowest_melep_picks_the_best_fine_tuned
         correlations=melep_correlations(melep_table(read_melep(melep_jobs), {}), **BOOT),
         ranking=ranking) if c.key == "melep")
     assert claim.verdict == NOT_TESTABLE  # no Δ given: no correlation
-    words = _ranking_words(ranking, "paper", "melep")
+    words = ranking_words(ranking, "paper", "melep")
     assert words.startswith("1 of 2 ") and "would hit 0.67" in words
     assert f"probability {1 - (2 / 3) ** 2:.3f}" in words
 
@@ -396,7 +402,8 @@ def test_write_beyond_writes_exactly_the_files_output_paths_lists(tmp_path):
     jobs, melep_jobs, files = _study(tmp_path)
     out = tmp_path / "results"
     paths = write_beyond(melep_jobs, files, jobs, out, dpi=40, **BOOT)
-    assert paths == output_paths(out, melep=True, robustness=True, kinds=["emg", "lead_dropout"])
+    assert paths == beyond_output_paths(out, melep=True, robustness=True,
+                                        kinds=["emg", "lead_dropout"])
     written = sorted(p for p in out.rglob("*") if p.is_file())
     assert written == sorted(paths.values())  # nothing else, no temporary file left behind
     for name, path in paths.items():

@@ -71,3 +71,23 @@ def test_the_real_stages_hash_their_entry_modules():
     assert {"train.py", "models.py", "metrics.py"} <= files
     assert "aggregate.py" not in files and "download.py" not in files
     assert len(codehash.code_hash("ecg_transfer.aggregate")) == 16
+
+
+def test_a_package_hashed_whole_counts_a_module_nothing_imports_yet(tmp_path):
+    pkg = _tree(tmp_path)
+    assert codehash.package_modules("ecg_transfer.sub", pkg) == [
+        "ecg_transfer.sub", "ecg_transfer.sub._a"]
+    before = codehash.code_hash(*codehash.package_modules("ecg_transfer.sub", pkg), root=pkg)
+    (pkg / "sub" / "new.py").write_text("x = 1\n")
+    assert codehash.code_hash(*codehash.package_modules("ecg_transfer.sub", pkg),
+                              root=pkg) != before
+    with pytest.raises(ValueError, match=r"'ecg_transfer\.train'.*expected a package"):
+        codehash.package_modules("ecg_transfer.train", pkg)
+
+
+def test_the_results_stage_hashes_every_file_of_the_answer_package():
+    root = codehash.package_root()
+    files = {p.relative_to(root).as_posix() for p in codehash.module_closure(
+        ["ecg_transfer.runlog", *codehash.package_modules("ecg_transfer.answer")])}
+    assert {p.relative_to(root).as_posix() for p in (root / "answer").glob("*.py")} <= files
+    assert {"runlog.py", "aggregate.py", "metrics.py", "perturb.py"} <= files

@@ -148,7 +148,7 @@ def test_unknown_dataset_in_downstream_stops_before_any_job(tmp_path):
     assert "config key 'downstream' names dataset 'ribeiro'" in _refused(cfg, tmp_path)
 
 
-def test_dry_run_of_the_sound_study_lists_the_same_grid(tmp_path):
+def test_dry_run_of_the_sound_study_lists_the_same_grid_for_three_seeds(tmp_path):
     (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
     out = subprocess.run(
         [SNAKEMAKE, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
@@ -158,7 +158,9 @@ def test_dry_run_of_the_sound_study_lists_the_same_grid(tmp_path):
     )
     assert out.returncode == 0, out.stderr + out.stdout
     counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
-    assert (counts["pretrain"], counts["finetune"], counts["train_scratch"]) == (18, 72, 30)
+    # the paper's 18, 72 and 30 training jobs (and 6 + 6 of the size axis), for seeds 0, 1, 2
+    assert (counts["pretrain"], counts["finetune"], counts["train_scratch"]) == (54, 216, 90)
+    assert (counts["finetune_size"], counts["train_scratch_size"]) == (18, 18)
 
 
 def test_the_paper_study_trains_on_all_of_train():

@@ -14,27 +14,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_transfer.metrics import weighted_f1
-from ecg_transfer.results import (
+from ecg_transfer.answer.claims import (
     NOT_SUPPORTED,
     NOT_TESTABLE,
     SUPPORTED,
-    TRANSFER_COLUMNS,
     claims_markdown,
+    evaluate_claims,
+)
+from ecg_transfer.answer.figures import plot_gain_heatmap
+from ecg_transfer.answer.runs import load_runs
+from ecg_transfer.answer.tables import (
+    TRANSFER_COLUMNS,
     compute_tables,
     convergence_markdown,
     convergence_table,
-    evaluate_claims,
     family_table,
-    load_runs,
-    output_paths,
-    plot_gain_heatmap,
     size_markdown,
     size_table,
     transfer_markdown,
     transfer_table,
-    write_results,
 )
+from ecg_transfer.answer.write import results_output_paths, write_results
+from ecg_transfer.metrics import weighted_f1
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("NORM", "MI", "STTC")
@@ -409,7 +410,7 @@ def test_write_results_writes_every_file_atomically(study, tmp_path: Path) -> No
     jobs, _ = study
     out = tmp_path / "results"
     paths = write_results(jobs, out, families=FAMILIES, arch_order=ARCHS, dpi=40, **BOOT)
-    assert paths == output_paths(out, sizes=False)
+    assert paths == results_output_paths(out, sizes=False)
     for path in paths.values():
         assert path.is_file() and path.stat().st_size > 0
     for name in ("gain_heatmap_paper", "gain_heatmap_validation"):
@@ -426,7 +427,7 @@ def test_write_results_with_a_size_axis_draws_the_size_curves(tmp_path: Path) ->
     jobs = _size_study(tmp_path / "runs")
     out = tmp_path / "results"
     paths = write_results(jobs, out, families=FAMILIES, dpi=40, **BOOT)
-    assert paths == output_paths(out, sizes=True)
+    assert paths == results_output_paths(out, sizes=True)
     assert paths["size_curve_paper"].read_bytes().startswith(PNG_MAGIC)
     assert not list(out.rglob("*.tmp"))
 
@@ -486,7 +487,7 @@ def test_other_bad_inputs_raise_a_value_error_that_says_what_was_wrong(tmp_path:
 def test_n_train_is_read_from_the_sidecar_when_not_given(tmp_path):
     import json
 
-    from ecg_transfer.results import _sidecar_n_train
+    from ecg_transfer.answer.runs import _sidecar_n_train
 
     side = tmp_path / "model.json"
     side.write_text(json.dumps({"records": {"train": 123, "val": 0, "test": 40}}))

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from ecg_transfer.metrics import weighted_f1
-from ecg_transfer.stats import (
+from ecg_transfer.answer.stats import (
     bootstrap_mean_delta,
     convergence,
     crossover,
@@ -19,6 +18,7 @@ from ecg_transfer.stats import (
     paired_bootstrap_delta,
     weighted_f1_many,
 )
+from ecg_transfer.metrics import weighted_f1
 
 
 def _labels(rng: np.random.Generator, n: int, prevalence: list[float]) -> np.ndarray:

@@ -106,6 +106,20 @@ def module_closure(entries: Iterable[str], root: Path | None = None,
     return sorted(set(seen.values()))
 
 
+def package_modules(package: str, root: Path | None = None) -> list[str]:
+    """Dotted names of every module of ``package`` (a subpackage of ``ecg_transfer``), itself
+    included, to hash a whole package as one stage's code: a module added to it counts even
+    before anything imports it. Raises ValueError if ``package`` is no package."""
+    root = package_root() if root is None else Path(root)
+    init = _module_file(root, package)
+    if init is None or init.name != "__init__.py":
+        raise ValueError(f"code hash package {package!r}: expected a package of {PACKAGE!r} "
+                         f"(a folder with __init__.py under {root}), found none")
+    base = init.parent
+    return [package, *sorted(".".join([package, *p.relative_to(base).with_suffix("").parts])
+                             for p in base.rglob("*.py") if p.name != "__init__.py")]
+
+
 def code_hash(*entries: str, root: Path | None = None, exclude: Iterable[str] = ()) -> str:
     """A short sha256 of the source of ``entries`` and everything in the package they import.
 

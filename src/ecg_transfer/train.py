@@ -11,7 +11,8 @@ Three things the paper's code did not do, each because the study needs it:
   *test* score, as the paper did (``paper_metric``: weighted F1 downstream, the unweighted mean
   of per-class F1 in its pretraining); ``selection="validation"`` keeps the epoch with the best
   validation F1. metrics.csv and the sidecar carry the numbers of both, and predictions.npz the
-  test probabilities at both selections' epochs.
+  test probabilities at both selections' epochs and after every epoch (so that the results
+  stage can redo the paper selection inside each bootstrap replicate).
 * **Resume.** With ``resume_dir`` the job writes its whole state after every epoch; a job killed
   at any moment and started again continues from its last completed epoch and ends with the
   same numbers and weights (bit-for-bit on CPU) as one that was never interrupted.
@@ -399,14 +400,19 @@ class Progress:
     """What the epochs have produced so far; the resume state saves and restores exactly this.
 
     ``rows`` are metrics.csv's rows; ``best`` the epoch model.pt will hold (by ``criterion``);
-    ``predictions`` the test probabilities (float16, CPU) at the epoch each selection of
-    :data:`metrics.SELECTIONS` chooses, as ``{selection: (epoch, probs)}``.
+    ``predictions`` the test probabilities (float32, CPU) at the epoch each selection of
+    :data:`metrics.SELECTIONS` chooses, as ``{selection: (epoch, probs)}``; ``epoch_probs``
+    the test probabilities after every epoch (float16, CPU; item e-1 is epoch e), so that the
+    paper selection can be redone on resampled test sets. float16 halves what a 100-epoch job
+    holds in memory and writes; the selected epochs stay float32 because AUROC computed from
+    float16 probabilities ties near 1.
     """
 
     criterion: str
     rows: list[dict] = field(default_factory=list)
     best: _Selected | None = None
     predictions: dict[str, tuple[int, torch.Tensor]] = field(default_factory=dict)
+    epoch_probs: list[torch.Tensor] = field(default_factory=list)
 
     @property
     def epoch(self) -> int:
@@ -416,6 +422,8 @@ class Progress:
                optimizer: torch.optim.Optimizer, save_optimizer: bool) -> None:
         """Add one epoch; keep its weights and predictions where it is the best so far."""
         self.rows.append(row)
+        # (records, classes); (0, classes) without a test split, so item e-1 is always epoch e
+        self.epoch_probs.append(test_probs.to(torch.float16))
         if self.best is None or row[self.criterion] > self.best.metric:
             # Kept in memory and written once at the end: a ResNet1d101 checkpoint with Adam
             # state is ~350 MB, too slow to rewrite at every improvement.
@@ -427,7 +435,7 @@ class Progress:
             if math.isnan(value):
                 continue
             if kept is None or value > self.rows[kept[0] - 1][column]:  # ties: the earliest
-                self.predictions[name] = (row["epoch"], test_probs.to(torch.float16))
+                self.predictions[name] = (row["epoch"], test_probs.to(torch.float32))
 
 
 def train(
@@ -445,10 +453,10 @@ def train(
     Writes ``metrics_path`` (one row per epoch, :data:`metrics.EPOCH_COLUMNS`),
     ``checkpoint_path`` (the epoch chosen by ``settings.selection``), a JSON sidecar beside the
     checkpoint saying what the model expects as input and how it scored under both selections,
-    and ``predictions_path`` (test-set probabilities at both selections' epochs, for the
-    results stage). ``resume_dir`` (a folder outside the job's outputs, which a workflow
-    manager deletes when a job fails) holds the per-epoch resume state; it is removed once the
-    outputs are written.
+    and ``predictions_path`` (test-set probabilities at both selections' epochs and after every
+    epoch, for the results stage). ``resume_dir`` (a folder outside the job's outputs, which a
+    workflow manager deletes when a job fails) holds the per-epoch resume state; it is removed
+    once the outputs are written.
     """
     seed_everything(settings.seed)
     device = pick_device(settings.device)
@@ -573,18 +581,29 @@ def write_outputs(progress: Progress, config: dict, data: JobData, settings: Tra
 
 
 def write_predictions(path: str | os.PathLike, progress: Progress, data: JobData) -> None:
-    """Test-set probabilities at each selection's epoch, so later stages never re-run a model.
+    """Test-set probabilities at each selection's epoch and after every epoch, so later stages
+    never re-run a model.
 
     ``record_ids``, ``y_true`` (uint8) and ``classes`` describe the test split; per selection
-    ``<name>_epoch`` and ``<name>_probs`` (float16, records x classes). A selection the job
-    cannot make (validation without a validation split) is absent.
+    ``<name>_epoch`` and ``<name>_probs`` (float32, records x classes: AUROC from float16
+    probabilities ties near 1). A selection the job cannot make (validation without a
+    validation split, either one without a test split) is absent.
+
+    ``epoch_probs`` (float16, epochs x records x classes; row e-1 is metrics.csv's epoch e) lets
+    the results stage redo the paper selection (the epoch of best test F1) inside every
+    bootstrap replicate; float16 keeps it at 2 bytes per number, and only a probability in the
+    1.2e-4 below 0.5 rounds across the F1 threshold. Like the selections, it is absent for a
+    job without a test split (``train_on="full"``), whose ``record_ids`` are empty.
     """
     arrays = {"record_ids": np.array(data.test_ids, dtype=str),
               "y_true": data.y_np[TEST].astype(np.uint8),
               "classes": np.array(data.meta["classes"], dtype=str)}
     for name, (epoch, probs) in progress.predictions.items():
         arrays[f"{name}_epoch"] = np.array(epoch)
-        arrays[f"{name}_probs"] = probs.numpy()
+        arrays[f"{name}_probs"] = probs.to(torch.float32).numpy()
+    if data.test_ids:
+        assert len(progress.epoch_probs) == progress.epoch  # one per metrics.csv row
+        arrays["epoch_probs"] = torch.stack(progress.epoch_probs).numpy()
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
 
@@ -707,7 +726,9 @@ def _resume_extras(progress: Progress, order_gen: torch.Generator) -> dict:
     assert progress.best is not None
     return {"rows": progress.rows, "best_epoch": progress.best.epoch,
             "best_metric": progress.best.metric, "rng": _rng_state(order_gen),
-            "predictions": {k: [e, p] for k, (e, p) in progress.predictions.items()}}
+            "predictions": {k: [e, p] for k, (e, p) in progress.predictions.items()},
+            # a copy: the loop appends to its own list while the writer thread saves this one
+            "epoch_probs": list(progress.epoch_probs)}
 
 
 def _restore(state: dict, model, optimizer, order_gen, settings) -> Progress:
@@ -718,7 +739,10 @@ def _restore(state: dict, model, optimizer, order_gen, settings) -> Progress:
     best = _Selected(state["best_epoch"], state["best_metric"], _cpu_copy(snap["model"]),
                      _cpu_copy(snap["optimizer"]) if settings.save_optimizer else None)
     predictions = {k: (int(e), p) for k, (e, p) in state.get("predictions", {}).items()}
-    return Progress(_criterion(settings), list(state["rows"]), best, predictions)
+    # No fallback for a state without epoch_probs: code_version is in the fingerprint, so a
+    # state written by code that did not save them is never restored.
+    return Progress(_criterion(settings), list(state["rows"]), best, predictions,
+                    list(state["epoch_probs"]))
 
 
 def _cpu_copy(obj: Any) -> Any:

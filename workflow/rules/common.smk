@@ -11,9 +11,10 @@ import ecg_transfer.download
 import ecg_transfer.gpu
 import ecg_transfer.metrics
 import ecg_transfer.answer
-import ecg_transfer.beyond
+import ecg_transfer.answer.robustness
+import ecg_transfer.answer.transferability
 import ecg_transfer.perturb
-from ecg_transfer.codehash import code_hash
+from ecg_transfer.codehash import code_hash, package_modules
 
 
 # Fills in the schema's defaults: workflow/schemas/config.schema.yaml is the one place they live.
@@ -26,13 +27,14 @@ DOWNSTREAM = list(config["downstream"])
 SEEDS = [int(s) for s in config["seeds"]]
 # Package code is no rerun trigger by itself: each rule carries in params the hash of the source
 # its script runs (the modules named here and every package module they import, see
-# ecg_transfer/codehash.py), so an edit re-runs exactly the stages that execute it. A dataset's
-# data stage leaves out the other datasets' readers, which it imports but never runs.
+# ecg_transfer/codehash.py), so an edit re-runs exactly the stages that execute it. The results
+# stage hashes every module of the answer package. A dataset's data stage leaves out the other
+# datasets' readers, which it imports but never runs.
 CODE_VERSION = {
     "demo": code_hash("ecg_transfer.runlog", "ecg_transfer.demo"),
     "train": code_hash("ecg_transfer.runlog", "ecg_transfer.train"),
     "report": code_hash("ecg_transfer.runlog", "ecg_transfer.aggregate"),
-    "results": code_hash("ecg_transfer.runlog", "ecg_transfer.answer"),
+    "results": code_hash("ecg_transfer.runlog", *package_modules("ecg_transfer.answer")),
     "evaluate": code_hash("ecg_transfer.runlog", "ecg_transfer.evaluate", "ecg_transfer.gpu"),
 }
 DATA_CODE_VERSION = {
@@ -394,12 +396,16 @@ def robustness_models(wildcards):
         for arch in ROBUST_ARCHS:
             for up in upstreams_of(wildcards.downstream):
                 where = dict(upstream=up, downstream=wildcards.downstream, arch=arch, seed=seed)
-                model_id = ecg_transfer.beyond.robustness_model_id("finetune", up, arch, seed)
+                model_id = ecg_transfer.answer.robustness.robustness_model_id(
+                    "finetune", up, arch, seed
+                )
                 models[model_id] = kept_model(
                     rules.finetune.output.checkpoint.format(**where)
                 )
             where = dict(downstream=wildcards.downstream, arch=arch, seed=seed)
-            model_id = ecg_transfer.beyond.robustness_model_id("scratch", None, arch, seed)
+            model_id = ecg_transfer.answer.robustness.robustness_model_id(
+                "scratch", None, arch, seed
+            )
             models[model_id] = kept_model(
                 rules.train_scratch.output.checkpoint.format(**where)
             )
@@ -417,7 +423,7 @@ def transferability_models(wildcards):
     for up in upstreams_of(wildcards.downstream):
         for arch in ARCHS:
             for seed in SEEDS:
-                model_id = ecg_transfer.beyond.melep_model_id(up, arch, seed)
+                model_id = ecg_transfer.answer.transferability.melep_model_id(up, arch, seed)
                 models[model_id] = rules.pretrain.output.checkpoint.format(
                     upstream=up, arch=arch, seed=seed
                 )

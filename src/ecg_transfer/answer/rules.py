@@ -70,6 +70,11 @@ PAPER_EPOCHS_SAVED = (30.0, 35.0)  # fine-tuning reaches the same F1 "30-35 epoc
 NEAR_FACTOR = 1.5
 #: Epochs trained below which a saving of the paper's size could not be seen at all.
 MIN_EPOCHS_FOR_MAGNITUDE = int(PAPER_EPOCHS_SAVED[1]) + 1
+#: Independent units (e.g. (downstream, architecture) clusters of the convergence claim) below
+#: which a bootstrap over them is not attempted: with one unit every replicate is the same
+#: value and the interval has width 0 ([+1, +1] from a single pairing); from five on, a given
+#: unit is missing from about a third of the replicates, so the interval shows the spread.
+MIN_UNITS = 5
 
 
 @dataclass(frozen=True)

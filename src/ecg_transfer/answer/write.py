@@ -1,0 +1,220 @@
+"""The writers: read the inputs, compute every table once, write tables, figures and claims.
+
+:func:`write_results` answers the paper's claims from the saved predictions;
+:func:`write_beyond` adds MELEP (transferability before fine-tuning) and robustness to
+perturbations. ``ecg_transfer.answer.write_answer`` runs both for the results rule. Every file
+is written atomically, all of them even where there is nothing to show (the file says why), so
+a rule can declare them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ecg_transfer.aggregate import _atomic_write_bytes
+from ecg_transfer.answer.claims import (
+    claims_markdown,
+    claims_section,
+    evaluate_beyond_claims,
+    evaluate_claims,
+)
+from ecg_transfer.answer.figures import (
+    check_dpi,
+    plot_gain_heatmap,
+    plot_melep_scatter,
+    plot_robustness,
+    plot_size_curve,
+)
+from ecg_transfer.answer.robustness import (
+    check_kinds,
+    load_robustness,
+    robustness_markdown,
+    robustness_tables,
+)
+from ecg_transfer.answer.runs import load_runs, upstreams_of
+from ecg_transfer.answer.stats import _check_bootstrap_args
+from ecg_transfer.answer.tables import (
+    compute_tables,
+    convergence_markdown,
+    family_markdown,
+    size_markdown,
+    transfer_markdown,
+    transfer_table,
+    write_table,
+)
+from ecg_transfer.answer.transferability import (
+    melep_correlations,
+    melep_markdown,
+    melep_ranking,
+    melep_table,
+    read_melep,
+)
+from ecg_transfer.metrics import SELECTIONS
+from ecg_transfer.perturb import LEVELS
+
+__all__ = [
+    "beyond_output_paths",
+    "results_output_paths",
+    "write_beyond",
+    "write_results",
+]
+
+
+def results_output_paths(out_dir: str | os.PathLike, *, sizes: bool) -> dict[str, Path]:
+    """Every file :func:`write_results` writes under ``out_dir``, keyed by a name a rule can use
+    as a named output. The size table and figure exist only with a size axis (``sizes``)."""
+    out = Path(out_dir)
+    tables, figures = out / "tables", out / "figures"
+    paths: dict[str, Path] = {}
+    for s in SELECTIONS:
+        for stem in ("transfer", "families") + (("sizes",) if sizes else ()):
+            paths[f"{stem}_{s}_csv"] = tables / f"{stem}_{s}.csv"
+            paths[f"{stem}_{s}_md"] = tables / f"{stem}_{s}.md"
+        paths[f"gain_heatmap_{s}"] = figures / f"gain_heatmap_{s}.png"
+        if sizes:
+            paths[f"size_curve_{s}"] = figures / f"size_curve_{s}.png"
+    paths["convergence_csv"] = tables / "convergence.csv"
+    paths["convergence_md"] = tables / "convergence.md"
+    paths["claims"] = out / "claims.md"
+    return paths
+
+
+def write_results(jobs: Sequence[Mapping[str, object]], out_dir: str | os.PathLike, *,
+                  families: Mapping[str, str], arch_order: Sequence[str] = (), n_boot: int,
+                  seed: int, level: float, dpi: int) -> dict[str, Path]:
+    """Read every job, compute every table once and write tables, figures and claims.md.
+
+    ``jobs`` are the training jobs (see :func:`load_runs`); ``families`` maps each architecture
+    to "CNN" or "RNN"; ``n_boot``, ``seed`` and ``level`` go to every bootstrap, so a rerun with
+    the same inputs writes the same files. Returns :func:`results_output_paths` (sizes
+    included when any job has a ``size``); every file is written atomically, all of them even
+    where a selection has no rows (its Markdown and figure say why), so a rule can declare
+    them all.
+    """
+    check_dpi(dpi)
+    runs = load_runs(jobs)
+    if not runs:
+        raise ValueError("no scratch or fine-tuning job given; the results compare the two")
+    tables = compute_tables(runs, families=families, n_boot=n_boot, seed=seed, level=level,
+                            arch_order=arch_order)
+    paths = results_output_paths(out_dir, sizes=bool(tables.sizes))
+    upstreams = upstreams_of(runs)
+    for s in SELECTIONS:
+        write_table(tables.transfer[s], transfer_markdown(tables.transfer[s], s, runs=runs),
+                    paths[f"transfer_{s}_csv"], paths[f"transfer_{s}_md"])
+        write_table(tables.families[s], family_markdown(tables.families[s], s),
+                    paths[f"families_{s}_csv"], paths[f"families_{s}_md"])
+        plot_gain_heatmap(tables.transfer[s], paths[f"gain_heatmap_{s}"], dpi=dpi, selection=s,
+                          arch_order=arch_order, upstreams=upstreams)
+        if tables.sizes:
+            write_table(tables.sizes[s], size_markdown(tables.sizes[s], s, runs=runs),
+                        paths[f"sizes_{s}_csv"], paths[f"sizes_{s}_md"])
+            plot_size_curve(tables.sizes[s], paths[f"size_curve_{s}"], dpi=dpi, selection=s,
+                            arch_order=arch_order, upstreams=upstreams)
+    write_table(tables.convergence, convergence_markdown(tables.convergence),
+                paths["convergence_csv"], paths["convergence_md"])
+    claims = evaluate_claims(runs, tables, families=families, n_boot=n_boot, seed=seed,
+                             level=level)
+    _atomic_write_bytes(paths["claims"], claims_markdown(claims, runs).encode())
+    return paths
+
+
+def beyond_output_paths(out_dir: str | os.PathLike, *, melep: bool, robustness: bool,
+                        kinds: Sequence[str] = ()) -> dict[str, Path]:
+    """Every file :func:`write_beyond` writes under ``out_dir``, keyed by a name a rule can use
+    as a named output: the MELEP files with ``melep``, the robustness files (one figure per
+    perturbation kind of ``kinds``) with ``robustness``, and ``claims_beyond`` always."""
+    out = Path(out_dir)
+    tables, figures = out / "tables", out / "figures"
+    paths: dict[str, Path] = {}
+    if melep:
+        paths |= {"melep_csv": tables / "melep.csv", "melep_md": tables / "melep.md",
+                  "melep_correlations_csv": tables / "melep_correlations.csv",
+                  "melep_ranking_csv": tables / "melep_ranking.csv",
+                  "melep_scatter": figures / "melep_scatter.png"}
+    if robustness:
+        paths |= {"robustness_csv": tables / "robustness.csv",
+                  "robustness_pairs_csv": tables / "robustness_pairs.csv",
+                  "robustness_md": tables / "robustness.md"}
+        for kind in check_kinds(kinds, "kinds"):
+            paths[f"robustness_{kind}"] = figures / f"robustness_{kind}.png"
+    paths["claims_beyond"] = out / "claims_beyond.md"
+    return paths
+
+
+def _csv(table: pd.DataFrame) -> bytes:
+    return table.to_csv(index=False, float_format="%.6g").encode()
+
+
+def write_beyond(melep_jobs: Sequence[Mapping[str, object]],
+                 robustness_files: Mapping[str, str | os.PathLike],
+                 transfer_jobs: Sequence[Mapping[str, object]], out_dir: str | os.PathLike, *,
+                 n_boot: int, seed: int, level: float, dpi: int,
+                 arch_order: Sequence[str] = (), melep: bool | None = None,
+                 robustness: bool | None = None, kinds: Sequence[str] | None = None
+                 ) -> dict[str, Path]:
+    """Read the MELEP and robustness results, compute every table once, write them all.
+
+    ``melep_jobs``: see :func:`read_melep`. ``robustness_files``: downstream set -> .npz (see
+    :func:`load_robustness`). ``transfer_jobs``: the results stage's jobs (runs.load_runs),
+    for Δ, the per-seed fine-tuned F1 and the test-set check. ``n_boot``, ``seed``, ``level``:
+    the results' (then Δ equals its tables'). ``melep``/``robustness`` (default: whether any
+    job/file is given) and ``kinds`` (default: the kinds in the files) choose the files, as in
+    :func:`beyond_output_paths`; a kind in a file but not in ``kinds`` raises ValueError naming the
+    file. Every listed file is written, atomically, even with nothing in it to show (it says
+    so). Returns :func:`beyond_output_paths`.
+    """
+    check_dpi(dpi)
+    _check_bootstrap_args(n_boot, seed, level)
+    melep = bool(melep_jobs) if melep is None else melep
+    robustness = bool(robustness_files) if robustness is None else robustness
+    if melep_jobs and not melep:
+        raise ValueError("melep is False but MELEP jobs were given")
+    if robustness_files and not robustness:
+        raise ValueError("robustness is False but robustness files were given")
+    boot = {"n_boot": n_boot, "seed": seed, "level": level}
+    runs = load_runs(transfer_jobs)
+    sets = load_robustness(robustness_files, runs) if robustness else []
+    found = [k for k in LEVELS if any(k in rs.kinds for rs in sets)]
+    kinds = found if kinds is None else check_kinds(kinds, "kinds")
+    for rs in sets:
+        extra = [k for k in rs.kinds if k not in kinds]
+        if extra:
+            raise ValueError(f"{rs.path}: perturbation kind(s) {extra} are not among the kinds "
+                             f"declared ({list(kinds)}); the file is from another "
+                             "configuration (robustness.levels): rerun the robustness rule")
+    paths = beyond_output_paths(out_dir, melep=melep, robustness=robustness, kinds=kinds)
+    upstreams = sorted({str(r.upstream) for r in runs if r.upstream is not None}
+                       | {str(j["upstream"]) for j in melep_jobs}
+                       | {k[1] for rs in sets for k in rs.probs if k[0] == "finetune"})
+    correlations = ranking = rob = None
+    if melep:
+        scores = read_melep(melep_jobs)
+        transfer = ({s: transfer_table(runs, s, arch_order=arch_order, **boot)
+                     for s in SELECTIONS} if len(scores) else {})
+        table = melep_table(scores, transfer, arch_order=arch_order)
+        correlations = melep_correlations(table, arch_order=arch_order, **boot)
+        ranking = melep_ranking(scores, runs, arch_order=arch_order)
+        _atomic_write_bytes(paths["melep_csv"], _csv(table))
+        _atomic_write_bytes(paths["melep_correlations_csv"], _csv(correlations))
+        _atomic_write_bytes(paths["melep_ranking_csv"], _csv(ranking))
+        _atomic_write_bytes(paths["melep_md"], melep_markdown(table, correlations, ranking,
+                                                              level=level).encode())
+        plot_melep_scatter(table, paths["melep_scatter"], dpi=dpi, correlations=correlations,
+                           arch_order=arch_order, upstreams=upstreams)
+    if robustness:
+        rob = robustness_tables(sets, arch_order=arch_order, **boot)
+        _atomic_write_bytes(paths["robustness_csv"], _csv(rob.models))
+        _atomic_write_bytes(paths["robustness_pairs_csv"], _csv(rob.pairs))
+        _atomic_write_bytes(paths["robustness_md"],
+                            robustness_markdown(rob, level=level).encode())
+        for kind in kinds:
+            plot_robustness(rob.curves, kind, paths[f"robustness_{kind}"], dpi=dpi, level=level,
+                            upstreams=upstreams)
+    claims = evaluate_beyond_claims(correlations=correlations, ranking=ranking, robustness=rob)
+    _atomic_write_bytes(paths["claims_beyond"], claims_section(claims).encode())
+    return paths
