@@ -33,6 +33,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -161,7 +162,7 @@ def _per_seed(y: np.ndarray, seeds: Sequence[np.ndarray], rng_seed: int, name: H
 
     def best(f1: np.ndarray) -> np.ndarray:
         cols = np.cumsum([0, *epochs])
-        return np.stack([f1[:, a:b].max(axis=1) for a, b in zip(cols, cols[1:], strict=False)],
+        return np.stack([f1[:, a:b].max(axis=1) for a, b in pairwise(cols)],
                         axis=1)
 
     full = best(_weighted_f1((np.ones((1, n), np.float32) @ design).astype(np.float64),

@@ -14,9 +14,9 @@ and the claim says what). An interval that includes 0 is never read as "no diffe
 takes an **equivalence test** (TOST), whose interval must lie inside ±margin.
 
 **One interval per claim.** Every decision reads the two-sided ``level`` interval printed beside
-it. Its ends are two one-sided tests, each at α = (1 − level) / 2 (2.5 % at the default 95 %):
+it. Its ends are two one-sided tests, each at alpha = (1 - level) / 2 (2.5 % at the default 95 %):
 "low end > 0" is a one-sided test that the value is above 0; "interval inside ±margin" is TOST
-at α (the 1 − 2α interval of the TOST literature is this interval).
+at alpha (the 1 - 2alpha interval of the TOST literature is this interval).
 
 **Margins** (why these values, README "Reading the results"): ``margin_f1`` bounds a difference
 in weighted F1 too small to choose a training regime by; ``margin_auroc`` is the same for macro
@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 __all__ = [
     "CONTRADICTED",
@@ -81,7 +82,7 @@ MIN_UNITS = 5
 class Plan:
     """Every parameter a verdict depends on (config ``results:``), fixed before the data.
 
-    ``alpha`` is the level of each one-sided test: (1 − level) / 2.
+    ``alpha`` is the level of each one-sided test: (1 - level) / 2.
     """
 
     level: float
@@ -178,8 +179,8 @@ def gain(low: float, high: float, margin: float) -> str:
 def equivalent(low: float, high: float, margin: float) -> str:
     """Claim "no difference that matters" (the gain vanishes), by equivalence (TOST).
 
-    *supported*: the interval lies inside (−margin, +margin). *contradicted*: it lies wholly
-    outside (low end >= margin or high end <= −margin): a difference of at least the margin.
+    *supported*: the interval lies inside (-margin, +margin). *contradicted*: it lies wholly
+    outside (low end >= margin or high end <= -margin): a difference of at least the margin.
     Otherwise *inconclusive* — in particular an interval that includes 0 but reaches past the
     margin says only that the test set cannot tell.
     """
@@ -200,8 +201,8 @@ def in_paper_range(low: float, high: float, margin_epochs: float,
                    paper: tuple[float, float] = PAPER_EPOCHS_SAVED) -> str:
     """Claim "about as many epochs sooner as the paper says" (30-35).
 
-    *supported*: the interval lies inside [30 − margin, 35 + margin]. *contradicted*: it lies
-    wholly below 30 − margin or wholly above 35 + margin. Otherwise *inconclusive*.
+    *supported*: the interval lies inside [30 - margin, 35 + margin]. *contradicted*: it lies
+    wholly below 30 - margin or wholly above 35 + margin. Otherwise *inconclusive*.
     """
     _check(low, high)
     lo, hi = paper[0] - margin_epochs, paper[1] + margin_epochs
@@ -243,7 +244,7 @@ def crossover(sizes: Sequence[int], intervals: Sequence[tuple[float, float]],
     """
     if len(sizes) != len(intervals):
         raise ValueError(f"sizes has {len(sizes)} entries, intervals {len(intervals)}")
-    if any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
+    if any(b <= a for a, b in pairwise(sizes)):
         raise ValueError(f"sizes must be strictly ascending, got {list(sizes)}")
     found = None
     for size, (low, high) in zip(reversed(sizes), reversed(intervals), strict=True):

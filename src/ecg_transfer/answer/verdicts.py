@@ -215,7 +215,7 @@ def _gain_set(ev: Evidence, plan: Plan, key: str, sets: list[str], title: str, r
     verdict = decider(low, high, plan.margin_f1)
     best = max(pairings, key=lambda p: ev.delta(p).point)
     b_low, b_high = ev.delta(best).interval(plan.level)
-    evidence = (f"Mean Δ F1 (fine-tuned − scratch) over {len(pairings)} {GAIN_FAMILY} "
+    evidence = (f"Mean Δ F1 (fine-tuned - scratch) over {len(pairings)} {GAIN_FAMILY} "
                 f"pairing(s) on {_sets_words(sets, ev.n_train)}: **{_f(est.point)}**, "
                 f"{_pct(plan.level)} interval {_iv(low, high)}; margin ±{plan.margin_f1:g}. "
                 f"Largest single pairing: {best.arch} from {best.upstream}, "
@@ -339,11 +339,11 @@ def _crossovers(ev: Evidence, plan: Plan) -> str:
 def gain_trend_claim(ev: Evidence, plan: Plan) -> Claim:
     """Claim 3: fine-tuning helps CNNs *more* on the smallest set than on the largest.
 
-    Decided on Δ_small − Δ_large from one joint bootstrap; the slope of the mean CNN Δ against
+    Decided on Δ_small - Δ_large from one joint bootstrap; the slope of the mean CNN Δ against
     log10(training records), over every downstream set and size-axis point, is reported beside.
     """
     key = "gain_trend"
-    rule = ("supported if the interval of Δ(smallest) − Δ(largest) has its low end > 0; not "
+    rule = ("supported if the interval of Δ(smallest) - Δ(largest) has its low end > 0; not "
             f"supported if its high end < +{plan.margin_f1:g}; otherwise inconclusive.")
     title = "Fine-tuning helps CNNs most on small sets (paper: the gain shrinks with size)"
     if len(ev.n_train) < 2:
@@ -363,7 +363,7 @@ def gain_trend_claim(ev: Evidence, plan: Plan) -> Claim:
                              f"{ev.selection} selection.", small + large, GAIN_FAMILY)
     est = _mean_delta(ev, p_small) - _mean_delta(ev, p_large)
     low, high = est.interval(plan.level)
-    evidence = (f"Δ(smallest) − Δ(largest), mean CNN Δ F1 on each: **{_f(est.point)}**, "
+    evidence = (f"Δ(smallest) - Δ(largest), mean CNN Δ F1 on each: **{_f(est.point)}**, "
                 f"{_pct(plan.level)} interval {_iv(low, high)} (both sets resampled in the same "
                 "replicates)." + _excluded_words(x_small + x_large))
     extra: dict[str, object] = {}
@@ -396,7 +396,7 @@ def families_claim(ev: Evidence, plan: Plan) -> Claim:
     about CNNs and RNNs, not about these six networks), on top of records and seeds.
     """
     key = "families"
-    rule = ("supported if the interval of mean Δ(CNN) − mean Δ(RNN) (architectures resampled "
+    rule = ("supported if the interval of mean Δ(CNN) - mean Δ(RNN) (architectures resampled "
             f"within each family) has its low end > 0; not supported if its high end < "
             f"+{plan.margin_f1:g}; otherwise inconclusive. Not testable with fewer than two "
             "architectures in a family.")
