@@ -14,14 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_transfer.answer.claims import (
+from ecg_transfer.answer.claims import claims_json, claims_markdown, judge
+from ecg_transfer.answer.evidence import convergence_pairs, selection_evidence
+from ecg_transfer.answer.figures import plot_gain_heatmap
+from ecg_transfer.answer.rules import (
+    INCONCLUSIVE,
     NOT_SUPPORTED,
     NOT_TESTABLE,
     SUPPORTED,
-    claims_markdown,
-    evaluate_claims,
+    Plan,
 )
-from ecg_transfer.answer.figures import plot_gain_heatmap
 from ecg_transfer.answer.runs import load_runs
 from ecg_transfer.answer.tables import (
     TRANSFER_COLUMNS,
@@ -42,6 +44,10 @@ CLASSES = ("NORM", "MI", "STTC")
 FAMILIES = {"resnet1d18": "CNN", "resnet1d50": "CNN", "lstm": "RNN"}
 ARCHS = ["resnet1d18", "resnet1d50", "lstm"]
 BOOT = {"n_boot": 200, "seed": 0, "level": 0.95}
+PLAN = Plan(level=0.95, margin_f1=0.02, margin_auroc=0.01, margin_epochs=5,
+            margin_retention=0.05, min_test_records=30, min_class_positives=5,
+            convergence_tolerance=0.01)
+RUN = {"n_boot": 200, "seed": 0, "plan": PLAN}
 #: Curves where fine-tuning reaches the scratch best (0.7, target 0.69) at epoch 2, scratch at 4.
 SCRATCH_CURVE = [0.3, 0.5, 0.6, 0.7]
 FINETUNE_CURVE = [0.65, 0.7, 0.7, 0.7]
@@ -153,7 +159,16 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], list]:
 @pytest.fixture(scope="module")
 def tables(study):
     _, runs = study
-    return compute_tables(runs, families=FAMILIES, arch_order=ARCHS, **BOOT)
+    return compute_tables(runs, families=FAMILIES, arch_order=ARCHS, **RUN)
+
+
+def _judged(runs: list, plan: Plan = PLAN) -> dict:
+    tables = compute_tables(runs, families=FAMILIES, n_boot=200, seed=0, plan=plan)
+    return {(c.key, c.selection): c for c in judge(tables, plan, n_boot=200, seed=0)}
+
+
+def _evidence(runs: list, selection: str = "paper"):
+    return selection_evidence(runs, selection, families=FAMILIES, n_boot=200, seed=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,11 +234,13 @@ def test_a_selection_no_job_could_make_yields_no_rows_and_the_markdown_says_so(
     assert len(transfer_table(runs, "paper", **BOOT)) == 4
     md = transfer_markdown(df, "validation", runs=runs)
     assert "No job could make the validation selection" in md
-    tables = compute_tables(runs, families=FAMILIES, **BOOT)
-    claims = evaluate_claims(runs, tables, families=FAMILIES, **BOOT)
+    tables = compute_tables(runs, families=FAMILIES, **RUN)
+    claims = judge(tables, PLAN, n_boot=200, seed=0)
     assert {c.verdict for c in claims if c.selection == "validation"} == {NOT_TESTABLE}
-    text = claims_markdown(claims, runs)
-    assert "Selections this run could make: **paper** (4 pairing(s)). Not made: validation" in text
+    text = claims_markdown(claims, PLAN, n_boot=200, seed=0, tables=tables)
+    assert "**paper**: 4 full-split pairing(s)" in text
+    assert "**validation**: not made (no scratch/fine-tuned pairing saved `validation_probs`: " \
+           "no validation split)" in text
 
 
 def test_jobs_lacking_a_selection_are_left_out_of_it_and_listed(tmp_path: Path) -> None:
@@ -273,7 +290,8 @@ def test_convergence_table_on_hand_made_curves(tmp_path: Path) -> None:
     y = _labels(rng, 40)
     p = _probs(rng, y, 0.7)
     jobs = [
-        # two scratch seeds: mean curve [0.2, 0.5, 0.8, 0.9], target 0.89, reached at epoch 4
+        # two scratch seeds: mean curve [0.2, 0.5, 0.8, 0.9]; best 3-epoch mean 0.7333, target
+        # 0.7233 (not the single best epoch's 0.89): reached at epoch 3
         _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=500, seed=0,
              curve=[0.1, 0.4, 0.8, 0.9]),
         _job(tmp_path, "scratch", None, "ptb", "lstm", y=y, probs=p, n_train=500, seed=1,
@@ -283,56 +301,63 @@ def test_convergence_table_on_hand_made_curves(tmp_path: Path) -> None:
         _job(tmp_path, "finetune", "ptbxl", "ptb", "lstm", y=y, probs=p, n_train=500,
              curve=[0.3, 0.4, 0.5]),
     ]
-    df = convergence_table(load_runs(jobs))
+    df = convergence_table(convergence_pairs(load_runs(jobs)), 0.01)
     assert df["upstream"].tolist() == ["georgia", "ptbxl"]
-    assert df["target"].tolist() == pytest.approx([0.89, 0.89])
-    assert df["scratch_epoch"].tolist() == [4, 4]
-    assert df["finetune_epoch"].iloc[0] == 2 and pd.isna(df["finetune_epoch"].iloc[1])
-    assert df["epochs_saved"].iloc[0] == 2 and pd.isna(df["epochs_saved"].iloc[1])
-    assert df["seeds_scratch"].tolist() == [2, 2]
+    assert df["target"].tolist() == pytest.approx([0.72333, 0.72333], abs=1e-4)
+    assert df["scratch_epoch"].tolist() == [3, 3]
+    # never reached: kept, censored at the epochs trained + 1 (an upper bound on the saving)
+    assert df["finetune_epoch"].tolist() == [1, 4] and df["censored"].tolist() == [False, True]
+    assert df["epochs_saved"].tolist() == [2, -1]
+    assert df["seeds_scratch"].tolist() == [1, 1]  # the fine-tuned side has one seed
     md = convergence_markdown(df)
-    assert "not reached" in md and "+2" in md
+    assert "| >3 | <=-1 |" in md and "| 1 | +2 |" in md
+    assert "1 of 2 fine-tuning run(s) censored" in md
 
 
 def test_family_table_with_only_cnns_has_no_difference_and_the_claim_is_not_testable(
         tmp_path: Path) -> None:
     runs = load_runs(_study(tmp_path, archs=["resnet1d18", "resnet1d50"]))
-    df = family_table(runs, "paper", families=FAMILIES, **BOOT)
-    assert df["family"].tolist() == ["CNN"]
-    tables = compute_tables(runs, families=FAMILIES, **BOOT)
-    claims = evaluate_claims(runs, tables, families=FAMILIES, **BOOT)
-    (claim,) = [c for c in claims if c.key == "families" and c.selection == "paper"]
-    assert claim.verdict == NOT_TESTABLE and "No RNN pairing" in claim.evidence
+    df = family_table(_evidence(runs), 0.95)
+    assert df["family"].tolist() == ["CNN"] * 3 and df["arch"].tolist()[-1] == ""
+    claim = _judged(runs)["families", "paper"]
+    assert claim.verdict == NOT_TESTABLE and "RNN: fewer than two architectures" in claim.evidence
 
 
-def test_family_table_gives_each_family_and_the_difference_with_intervals(tables) -> None:
-    df = tables.families["paper"].set_index("family")
-    assert list(df.index) == ["CNN", "RNN", "CNN - RNN"]
-    assert df.loc["RNN", "delta"] == 0 and df.loc["RNN", "low"] == df.loc["RNN", "high"] == 0
-    assert df.loc["CNN", "n_pairs"] == 8 and df.loc["CNN", "n_downstream"] == 2
-    assert df.loc["CNN - RNN", "delta"] == pytest.approx(df.loc["CNN", "delta"])
-    # the RNN's Δ is 0 in every replicate, so the difference's interval is the CNN one
-    assert df.loc["CNN - RNN", "low"] == pytest.approx(df.loc["CNN", "low"])
-    assert df.loc["CNN - RNN", "n_pairs"] == 12 and df.loc["CNN - RNN", "low"] > 0
+def test_family_table_gives_each_architecture_family_and_the_difference(tables) -> None:
+    df = tables.families["paper"]
+    assert df["family"].tolist() == ["CNN"] * 3 + ["RNN"] * 2 + ["CNN - RNN"]
+    assert df["arch"].tolist() == ["resnet1d18", "resnet1d50", "", "lstm", "", ""]
+    rows = df.set_index(["family", "arch"])
+    assert rows.loc[("RNN", ""), "delta"] == 0 and rows.loc[("RNN", ""), "high"] == 0
+    assert rows.loc[("CNN", ""), "n_pairs"] == 8 and rows.loc[("CNN", ""), "n_downstream"] == 2
+    assert rows.loc[("CNN", ""), "n_archs"] == 2
+    assert rows.loc[("CNN - RNN", ""), "delta"] == pytest.approx(rows.loc[("CNN", ""), "delta"])
+    assert rows.loc[("CNN - RNN", ""), "n_pairs"] == 12 and rows.loc[("CNN - RNN", ""), "low"] > 0
+    # the family's interval resamples the architectures: at least as wide as their spread
+    cnn = rows.loc[("CNN", "")]
+    arch_points = rows.loc[[("CNN", "resnet1d18"), ("CNN", "resnet1d50")], "delta"]
+    assert cnn["low"] <= arch_points.min() + 1e-9 and cnn["high"] >= arch_points.max() - 1e-9
 
 
 def test_size_table_counts_the_full_split_as_the_largest_point_and_finds_the_crossover(
         tmp_path: Path) -> None:
     runs = load_runs(_size_study(tmp_path))
-    df = size_table(runs, "paper", **BOOT)
+    df = size_table(_evidence(runs), 0.95, 0.02)
     assert df["n_train"].tolist() == [500, 1500, 6000]
     assert df["size"].tolist()[:2] == [500, 0.25] and pd.isna(df["size"].iloc[2])
     assert df["full_split"].tolist() == [False, False, True]
     assert df["excludes_zero"].tolist() == [True, False, False]
-    assert (df["crossover"] == 1500).all() and df["crossover_monotone"].all()
+    assert (df["crossover"] == 1500).all()
     md = size_markdown(df, "paper")
     assert "crossover at 1500 training records" in md
     assert "| 0.25 | 1500 |" in md and "| full | 6000 |" in md
-    assert size_table(load_runs([j for j in _size_study(tmp_path / "b") if j["size"] is None]),
-                      "paper", **BOOT).empty
+    sized = load_runs([j for j in _size_study(tmp_path / "b") if j["size"] is None])
+    assert size_table(_evidence(sized), 0.95, 0.02).empty
 
 
-def test_a_curve_that_excludes_zero_again_is_flagged_as_not_monotone(tmp_path: Path) -> None:
+def test_a_curve_whose_largest_size_shows_a_gain_again_has_no_crossover(tmp_path: Path) -> None:
+    """The old rule called the first size whose interval includes 0 the crossover, even where
+    a larger size excludes 0 again."""
     jobs = _size_study(tmp_path)
     rng = np.random.default_rng(5)
     for job in jobs:  # make the full split clearly better again
@@ -341,9 +366,26 @@ def test_a_curve_that_excludes_zero_again_is_flagged_as_not_monotone(tmp_path: P
                 arrays = {k: f[k] for k in f.files}
             arrays["paper_probs"] = _probs(rng, arrays["y_true"], 0.97)
             np.savez_compressed(job["predictions"], **arrays)
-    df = size_table(load_runs(jobs), "paper", **BOOT)
-    assert (df["crossover"] == 1500).all() and not df["crossover_monotone"].any()
-    assert "not monotone" in size_markdown(df, "paper")
+    df = size_table(_evidence(load_runs(jobs)), 0.95, 0.02)
+    assert df["crossover"].isna().all()
+    assert "not reached" in size_markdown(df, "paper")
+
+
+def test_a_wide_interval_that_includes_zero_is_not_a_crossover(tmp_path: Path) -> None:
+    """A size whose interval includes 0 but reaches past the margin says only that the test
+    set cannot tell: equivalence needs the interval inside the margin."""
+    rng = np.random.default_rng(9)
+    y = _labels(rng, 40)
+    jobs = []
+    for size, n_train in ((500, 500), (None, 6000)):
+        scratch = _probs(rng, y, 0.75)
+        jobs.append(_job(tmp_path, "scratch", None, "ptbxl", "resnet1d18", y=y, probs=scratch,
+                         n_train=n_train, size=size))
+        jobs.append(_job(tmp_path, "finetune", "cpsc2018", "ptbxl", "resnet1d18", y=y,
+                         probs=_probs(rng, y, 0.75), n_train=n_train, size=size))
+    df = size_table(_evidence(load_runs(jobs)), 0.95, 0.02)
+    assert (df["low"] < 0).all() and (df["high"] > 0).all()  # the old rule: crossover at 500
+    assert (df["high"] - df["low"] > 0.04).all() and df["crossover"].isna().all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,55 +393,118 @@ def test_a_curve_that_excludes_zero_again_is_flagged_as_not_monotone(tmp_path: P
 
 
 def test_claims_on_a_study_where_transfer_helps_small_sets_only(study, tables) -> None:
-    _, runs = study
-    claims = evaluate_claims(runs, tables, families=FAMILIES, **BOOT)
+    claims = judge(tables, PLAN, n_boot=200, seed=0)
     got = {(c.key, c.selection): c for c in claims}
     for selection in ("paper", "validation"):
-        small = got["small_sets", selection]
-        assert small.verdict == SUPPORTED and small.low > 0.2
-        assert "**small** (n_train = 800)" in small.evidence
-        large = got["large_sets", selection]
+        small = got["small_set_gain", selection]
+        assert small.verdict == SUPPORTED and small.low > 0.2 and small.sets == ("small",)
+        assert "small (800 training records)" in small.evidence
+        assert "CNNs on the smallest downstream set, small" in small.title
+        large = got["vanishes_largest", selection]
         assert large.verdict == SUPPORTED and (large.low, large.high) == (0.0, 0.0)
-        assert "no gain detectable" in large.evidence and "**large**" in large.evidence
-        assert got["families", selection].verdict == SUPPORTED
-    conv = got["convergence", None]
-    assert conv.verdict == SUPPORTED and (conv.estimate, conv.low, conv.high) == (2.0, 2.0, 2.0)
-    assert "In 0 of 12 pairing(s)" in conv.evidence
-    text = claims_markdown(claims, runs)
-    assert text.index("## Paper selection (primary") < text.index("## Validation selection")
-    assert "**validation** (12 pairing(s))" in text
-    assert text.count("**Verdict: supported.**") == 7
+        assert large.sets == ("large",)
+        assert got["vanishes_near_6000", selection].verdict == SUPPORTED
+        assert got["gain_trend", selection].verdict == SUPPORTED
+        # one RNN architecture: CNN vs RNN cannot be told apart from which networks were chosen
+        assert got["families", selection].verdict == NOT_TESTABLE
+        assert small.seeds == (1,) and "training randomness (another seed) is outside" in \
+            small.seeds_words()
+    # four epochs: a saving of more than the margin (5 epochs) could not be observed
+    assert got["faster", None].verdict == NOT_TESTABLE
+    assert got["faster_by_paper", None].verdict == NOT_TESTABLE
+    text = claims_markdown(claims, PLAN, n_boot=200, seed=0, tables=tables)
+    assert text.index("### Paper selection (primary") < text.index("### Validation selection")
+    assert "**validation**: 12 full-split pairing(s)" in text
+    assert text.count("**Verdict: supported.**") == 8
+    assert "alpha = 0.025" in text and "F1 ±0.02" in text
+
+
+def test_claims_json_holds_every_claim_with_its_numbers(study, tables) -> None:
+    import json
+
+    claims = judge(tables, PLAN, n_boot=200, seed=0)
+    doc = json.loads(claims_json(claims, PLAN, n_boot=200, seed=0))
+    assert doc["plan"]["margin_f1"] == 0.02 and doc["plan"]["alpha"] == pytest.approx(0.025)
+    assert len(doc["claims"]) == len(claims)
+    first = doc["claims"][0]
+    assert first["key"] == "small_set_gain" and first["selection"] == "paper"
+    assert first["verdict"] == SUPPORTED and first["low"] > 0.2 and first["margin"] == 0.02
+    assert first["sets"] == ["small"] and first["seeds"] == [1] and first["models"] == 6
 
 
 def test_the_gain_claims_are_not_testable_or_not_supported_when_the_data_say_so(
         tmp_path: Path) -> None:
     jobs = [j for j in _study(tmp_path, archs=["resnet1d18"]) if j.get("downstream") == "small"]
-    runs = load_runs(jobs)
-    tables = compute_tables(runs, families=FAMILIES, **BOOT)
-    got = {(c.key, c.selection): c for c in evaluate_claims(runs, tables, families=FAMILIES,
-                                                            **BOOT)}
-    assert got["large_sets", "paper"].verdict == NOT_TESTABLE  # one downstream set, no sizes
+    got = _judged(load_runs(jobs))
+    assert got["vanishes_largest", "paper"].verdict == NOT_TESTABLE  # one downstream set
     # the same study with the gain removed: fine-tuned = scratch everywhere
     for job in jobs:
         if job["regime"] == "finetune":
             scratch = next(j for j in jobs if j["regime"] == "scratch")
             Path(job["predictions"]).write_bytes(Path(scratch["predictions"]).read_bytes())
-    runs = load_runs(jobs)
-    tables = compute_tables(runs, families=FAMILIES, **BOOT)
-    got = {(c.key, c.selection): c for c in evaluate_claims(runs, tables, families=FAMILIES,
-                                                            **BOOT)}
-    assert got["small_sets", "paper"].verdict == NOT_SUPPORTED
+    got = _judged(load_runs(jobs))
+    assert got["small_set_gain", "paper"].verdict == NOT_SUPPORTED
+
+
+def test_a_noisy_large_set_does_not_make_the_gain_vanish(tmp_path: Path) -> None:
+    """The old rule said "vanishes: supported" whenever the interval included 0, so a noisier
+    test set was *more* likely to support the claim."""
+    rng = np.random.default_rng(10)
+    jobs = []
+    for downstream, n_train, n_test in (("small", 800, 300), ("large", 6000, 40)):
+        y = _labels(rng, n_test)
+        jobs.append(_job(tmp_path, "scratch", None, downstream, "resnet1d18", y=y,
+                         probs=_probs(rng, y, 0.7), n_train=n_train))
+        jobs.append(_job(tmp_path, "finetune", "ptbxl", downstream, "resnet1d18", y=y,
+                         probs=_probs(rng, y, 0.72), n_train=n_train))
+    claim = _judged(load_runs(jobs))["vanishes_largest", "paper"]
+    assert claim.low < 0 < claim.high  # the old rule: supported
+    assert claim.verdict == INCONCLUSIVE
+
+
+def test_the_validation_selection_judges_the_smallest_set_of_the_run_not_of_the_selection(
+        tmp_path: Path) -> None:
+    """Only the large set has a validation split: the small-set claim of the validation
+    selection must not move to the large set (it did: both gain claims judged the same set)."""
+    rng = np.random.default_rng(11)
+    jobs = []
+    for downstream, n_train, val in (("small", 800, False), ("large", 6000, True)):
+        y = _labels(rng, 100)
+        for regime, up, correct in (("scratch", None, 0.6), ("finetune", "ptbxl", 0.9)):
+            jobs.append(_job(tmp_path, regime, up, downstream, "resnet1d18", y=y,
+                             probs=_probs(rng, y, correct), n_train=n_train, val=val))
+    got = _judged(load_runs(jobs))
+    claim = got["small_set_gain", "validation"]
+    assert claim.verdict == NOT_TESTABLE and claim.sets == ("small",)
+    assert "no validation split" in claim.evidence
+    assert got["small_set_gain", "paper"].sets == ("small",)
+    assert got["vanishes_largest", "validation"].sets == ("large",)
+
+
+def test_a_test_split_too_small_to_say_anything_makes_the_claim_not_testable(
+        tmp_path: Path) -> None:
+    """A genuine-records study said "vanishes: supported, [+0.000, +0.000]" from one test
+    record."""
+    rng = np.random.default_rng(12)
+    jobs = []
+    for downstream, n_train, n_test in (("small", 800, 300), ("large", 6000, 1)):
+        y = _labels(rng, n_test) if n_test > 2 else np.array([[1, 0, 1]], dtype=np.uint8)
+        p = _probs(rng, y, 0.7)
+        for regime, up in (("scratch", None), ("finetune", "ptbxl")):
+            jobs.append(_job(tmp_path, regime, up, downstream, "resnet1d18", y=y, probs=p,
+                             n_train=n_train))
+    claim = _judged(load_runs(jobs))["vanishes_largest", "paper"]
+    assert claim.verdict == NOT_TESTABLE
+    assert "large: its test split has 1 record(s); a claim needs at least 30" in claim.evidence
 
 
 def test_a_size_axis_makes_the_vanishing_claim_testable_on_one_set_and_reports_crossovers(
         tmp_path: Path) -> None:
-    runs = load_runs(_size_study(tmp_path))
-    tables = compute_tables(runs, families=FAMILIES, **BOOT)
-    got = {(c.key, c.selection): c for c in evaluate_claims(runs, tables, families=FAMILIES,
-                                                            **BOOT)}
-    large = got["large_sets", "paper"]
-    assert large.verdict == SUPPORTED and "crossover at 1500 training records" in large.evidence
-    assert "smallest size (500 training records)" in got["small_sets", "paper"].evidence
+    got = _judged(load_runs(_size_study(tmp_path)))
+    near = got["vanishes_near_6000", "paper"]
+    assert near.verdict == SUPPORTED and near.extra["n_train"] == 6000
+    assert "resnet1d18 from cpsc2018 on ptbxl: 1500 records" in near.evidence
+    assert got["vanishes_largest", "paper"].verdict == NOT_TESTABLE  # one downstream set
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,7 +514,7 @@ def test_a_size_axis_makes_the_vanishing_claim_testable_on_one_set_and_reports_c
 def test_write_results_writes_every_file_atomically(study, tmp_path: Path) -> None:
     jobs, _ = study
     out = tmp_path / "results"
-    paths = write_results(jobs, out, families=FAMILIES, arch_order=ARCHS, dpi=40, **BOOT)
+    paths = write_results(jobs, out, families=FAMILIES, arch_order=ARCHS, dpi=40, **RUN)
     assert paths == results_output_paths(out, sizes=False)
     for path in paths.values():
         assert path.is_file() and path.stat().st_size > 0
@@ -426,7 +531,7 @@ def test_write_results_writes_every_file_atomically(study, tmp_path: Path) -> No
 def test_write_results_with_a_size_axis_draws_the_size_curves(tmp_path: Path) -> None:
     jobs = _size_study(tmp_path / "runs")
     out = tmp_path / "results"
-    paths = write_results(jobs, out, families=FAMILIES, dpi=40, **BOOT)
+    paths = write_results(jobs, out, families=FAMILIES, dpi=40, **RUN)
     assert paths == results_output_paths(out, sizes=True)
     assert paths["size_curve_paper"].read_bytes().startswith(PNG_MAGIC)
     assert not list(out.rglob("*.tmp"))
@@ -476,7 +581,7 @@ def test_other_bad_inputs_raise_a_value_error_that_says_what_was_wrong(tmp_path:
     with pytest.raises(ValueError, match="a fraction of the train split in"):
         load_runs([{**scratch, "size": 1.5}])
     with pytest.raises(ValueError, match="no family for architecture"):
-        family_table(load_runs([scratch]), "paper", families={"gru": "RNN"}, **BOOT)
+        compute_tables(load_runs([scratch]), families={"gru": "RNN"}, **RUN)
     with pytest.raises(ValueError, match="missing key"):
         load_runs([{k: v for k, v in scratch.items() if k != "n_train"}])
     Path(fine["predictions"]).write_bytes(b"not an npz")

@@ -360,7 +360,9 @@ def result_outputs():
             stem = stem.removesuffix(f"_{selection}")
         if stem.removeprefix("robustness_") in KINDS:
             stem = "robustness_figure"  # one caption for the figure of every kind
-        category = {".png": "Figures", ".csv": "Tables", ".md": "Tables"}[path.suffix]
+        category = {".png": "Figures", ".csv": "Tables", ".md": "Tables", ".json": "Claims"}[
+            path.suffix
+        ]
         category = "Claims" if stem.startswith("claims") else category
         outputs[name] = report(str(path), caption=f"../report/{stem}.rst", category=category)
     return outputs

@@ -143,9 +143,9 @@ def plot_size_curve(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int, s
     """Δ F1 with its interval against the training-set size (log x), one panel per downstream.
 
     One line per architecture (marker) and upstream (colour, as in every figure here); a
-    hollow star marks each curve's crossover, the dashed line is Δ = 0, error bars are the
-    intervals. Points of different curves at one size are spread slightly sideways so their
-    error bars stay apart.
+    hollow star marks each curve's crossover, the dashed line is Δ = 0, the grey band the
+    equivalence margin (results.margin_f1), error bars are the intervals. Points of different
+    curves at one size are spread slightly sideways so their error bars stay apart.
     ``table`` is :func:`size_table`'s result.
     """
     check_dpi(dpi)
@@ -183,6 +183,8 @@ def plot_size_curve(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int, s
                         markerfacecolor="none", markeredgecolor=colours.get(up, "black"),
                         markeredgewidth=1.3)
         ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
+        margin = float(table["margin"].iloc[0])
+        ax.axhspan(-margin, margin, color="grey", alpha=0.15, linewidth=0)
         ax.set_xscale("log")
         sizes = sorted(sub["n_train"].unique())
         ax.set_xticks(sizes, [str(n) for n in sizes], fontsize=8)
@@ -193,7 +195,8 @@ def plot_size_curve(table: pd.DataFrame, path: str | os.PathLike, *, dpi: int, s
     for ax in axes[len(downs):]:
         ax.set_visible(False)
     level = percent(float(table["level"].iloc[0]))
-    legend[f"crossover: first size whose {level} interval includes 0"] = Line2D(
+    legend[f"crossover: from here on every {level} interval lies inside the grey band "
+           f"(±{float(table['margin'].iloc[0]):g})"] = Line2D(
         [], [], linestyle="none", marker="*", markersize=12, markerfacecolor="none",
         markeredgecolor="black")
     fig.legend(list(legend.values()), list(legend), loc="outside lower center",

@@ -55,8 +55,11 @@ class Run:
     """One scratch or fine-tuning job with what the results need from its two files.
 
     ``probs`` holds, per selection the job could make, its test-set probabilities (records x
-    classes, float32: the float16 saved values, exactly). ``size`` is None for the full training
-    split; ``n_train`` is how many records it trained on (from the job's sidecar).
+    classes, float32). ``epoch_probs`` (epochs x records x classes, float16 as saved; row e-1 is
+    metrics.csv's epoch e) are the test probabilities after every epoch, from which the paper
+    selection's best epoch is taken again in every bootstrap replicate; None for files written
+    before they were saved. ``size`` is None for the full training split; ``n_train`` is how
+    many records it trained on (from the job's sidecar).
     """
 
     regime: str
@@ -73,6 +76,7 @@ class Run:
     y_true: np.ndarray = field(repr=False)
     classes: tuple[str, ...] = field(repr=False)
     probs: Mapping[str, np.ndarray] = field(repr=False)
+    epoch_probs: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def baseline_f1(self) -> float:
@@ -145,8 +149,15 @@ def _read_predictions(path: Path) -> dict[str, object]:
         if not np.isfinite(p).all() or (p.size and (p.min() < 0.0 or p.max() > 1.0)):
             raise ValueError(f"{path}: {name}_probs must be finite probabilities in [0, 1]")
         probs[name] = p
+    epochs = arrays.get("epoch_probs")
+    if epochs is not None:
+        if epochs.ndim != 3 or epochs.shape[1:] != y.shape or not len(epochs):
+            raise ValueError(f"{path}: epoch_probs must be (epochs >= 1, records, classes) with "
+                             f"(records, classes) = {y.shape}, got shape {epochs.shape}")
+        if not np.isfinite(epochs).all() or epochs.min() < 0.0 or epochs.max() > 1.0:
+            raise ValueError(f"{path}: epoch_probs must be finite probabilities in [0, 1]")
     return {"record_ids": ids.astype(str), "y_true": y.astype(np.int8),
-            "classes": tuple(str(c) for c in classes), "probs": probs}
+            "classes": tuple(str(c) for c in classes), "probs": probs, "epoch_probs": epochs}
 
 
 def load_runs(jobs: Sequence[Mapping[str, object]]) -> list[Run]:
@@ -183,11 +194,16 @@ def load_runs(jobs: Sequence[Mapping[str, object]]) -> list[Run]:
         predictions = Path(str(job["predictions"]))
         metrics = Path(str(job["metrics"]))
         read = _read_predictions(predictions)
+        log = _read_metrics(metrics)
+        if read["epoch_probs"] is not None and len(read["epoch_probs"]) != len(log):
+            raise ValueError(f"{predictions}: epoch_probs holds {len(read['epoch_probs'])} "
+                             f"epoch(s), {metrics} logs {len(log)}: the two files are from "
+                             "different runs of the job; rerun it")
         runs.append(Run(
             regime=str(job["regime"]), upstream=job["upstream"],
             downstream=str(job["downstream"]), arch=str(job["arch"]), seed=int(job["seed"]),
             size=size, n_train=_check_n_train(job["n_train"], index), metrics=metrics,
-            predictions=predictions, log=_read_metrics(metrics), **read,
+            predictions=predictions, log=log, **read,
         ))
     _check_test_sets(runs)
     _check_train_sizes(runs)

@@ -31,12 +31,16 @@ __all__ = [
     "Claim",
     "ConvergencePair",
     "Evidence",
+    "FamilyEvidence",
     "Pairing",
     "TestSplit",
     "convergence_claims",
     "families_claim",
+    "family_evidence",
+    "first_reach",
     "gain_trend_claim",
     "judge_selection",
+    "plateau_target",
     "small_set_claim",
     "vanishes_largest_claim",
     "vanishes_near_paper_claim",
@@ -388,6 +392,47 @@ def gain_trend_claim(ev: Evidence, plan: Plan) -> Claim:
                  **_rests_on(ev, p_small + p_large))
 
 
+@dataclass(frozen=True)
+class FamilyEvidence:
+    """The CNN/RNN comparison of one selection: mean Δ per architecture over its full-split
+    pairings, and per family the mean over its architectures with the architectures drawn with
+    replacement in each replicate (:func:`.bootstrap.resample_units`). Pairings where both arms
+    sit at or below the constant predictor are left out (``excluded`` counts them)."""
+
+    arch_means: Mapping[str, Estimate]
+    arch_pairings: Mapping[str, int]
+    family_of: Mapping[str, str]
+    archs: Mapping[str, Sequence[str]]
+    family: Mapping[str, Estimate]
+    kept: Sequence[Pairing]
+    excluded: int
+    sets: Sequence[str]
+
+    def difference(self) -> Estimate | None:
+        """mean Δ(CNN) - mean Δ(RNN), None unless both families have an architecture."""
+        if not all(f in self.family for f in FAMILIES):
+            return None
+        return self.family["CNN"] - self.family["RNN"]
+
+
+def family_evidence(ev: Evidence) -> FamilyEvidence:
+    """The numbers of the family table and of :func:`families_claim`, computed once."""
+    full = [p for p in ev.pairings if p.size is None]
+    sets = sorted({p.downstream for p in full})
+    kept, excluded = _transfer(ev, sets, None, family=None)
+    by_arch: dict[str, list[Pairing]] = {}
+    for p in kept:
+        by_arch.setdefault(p.arch, []).append(p)
+    family_of = {p.arch: p.family for p in kept}
+    archs = {f: [a for a in by_arch if family_of[a] == f] for f in FAMILIES}
+    arch_means = {a: _mean_delta(ev, ps) for a, ps in by_arch.items()}
+    family = {f: resample_units([arch_means[a] for a in archs[f]], seed=ev.seed,
+                                name=(ev.selection, "family", f))
+              for f in FAMILIES if archs[f]}
+    return FamilyEvidence(arch_means, {a: len(ps) for a, ps in by_arch.items()}, family_of,
+                          archs, family, kept, excluded, sets)
+
+
 def families_claim(ev: Evidence, plan: Plan) -> Claim:
     """Claim 4: CNNs gain more from fine-tuning than RNNs.
 
@@ -401,40 +446,36 @@ def families_claim(ev: Evidence, plan: Plan) -> Claim:
             f"+{plan.margin_f1:g}; otherwise inconclusive. Not testable with fewer than two "
             "architectures in a family.")
     title = "CNNs transfer better than RNNs"
-    full = [p for p in ev.pairings if p.size is None]
-    sets = sorted({p.downstream for p in full})
-    kept, excluded = _transfer(ev, sets, None, family=None)
-    by_arch: dict[str, list[Pairing]] = {}
-    for p in kept:
-        by_arch.setdefault(p.arch, []).append(p)
-    family_of = {p.arch: p.family for p in kept}
-    archs = {f: sorted(a for a in by_arch if family_of[a] == f) for f in FAMILIES}
+    fe = family_evidence(ev)
+    sets, excluded, archs = fe.sets, fe.excluded, fe.archs
     short = [f for f in FAMILIES if len(archs[f]) < 2]
-    arch_means = {a: _mean_delta(ev, ps) for a, ps in by_arch.items()}
-    per_arch = "; ".join(f"{a} ({family_of[a]}) {_f(e.point)}" for a, e in arch_means.items())
+    per_arch = "; ".join(f"{a} ({fe.family_of[a]}) {_f(e.point)}"
+                         for a, e in fe.arch_means.items())
     if short:
+        listed = "; ".join(f"{f}: " + (", ".join(a) or "none") for f, a in archs.items())
         return Claim(key, title, ev.selection, NOT_TESTABLE, rule,
                      f"{' and '.join(short)}: fewer than two architectures with a pairing "
-                     f"({archs}). Mean Δ per architecture: {per_arch or 'none'}."
-                     + _excluded_words(excluded), sets=tuple(sets), excluded=excluded,
-                     n_tests=0)
-    fam = {f: resample_units([arch_means[a] for a in archs[f]], seed=ev.seed,
-                             name=(ev.selection, "family", f)) for f in FAMILIES}
-    est = fam["CNN"] - fam["RNN"]
+                     f"({listed}). Mean Δ per architecture: "
+                     f"{per_arch or 'none'}." + _excluded_words(excluded), sets=tuple(sets),
+                     excluded=excluded, n_tests=0)
+    fam = fe.family
+    est = fe.difference()
+    assert est is not None
     low, high = est.interval(plan.level)
-    perm = _label_permutation_p(arch_means, archs)
+    perm = _label_permutation_p(fe.arch_means, archs)
     evidence = (f"Mean Δ F1 per architecture over its full-split pairings: {per_arch}. "
                 f"Family means: CNN {_f(fam['CNN'].point)}, RNN {_f(fam['RNN'].point)}; "
                 f"difference **{_f(est.point)}**, {_pct(plan.level)} interval "
                 f"{_iv(low, high)} (records, seeds and architectures resampled). Exact "
-                f"permutation of the family labels over the {len(arch_means)} architectures: "
-                f"one-sided p = {perm:.3f} (reported)." + _excluded_words(excluded))
+                f"permutation of the family labels over the {len(fe.arch_means)} "
+                f"architectures: one-sided p = {perm:.3f} (reported)."
+                + _excluded_words(excluded))
     return Claim(key, title, ev.selection, rules.gain(low, high, plan.margin_f1), rule,
                  evidence, est.point, low, high, plan.margin_f1, sets=tuple(sets),
                  excluded=excluded, extra={"arch_delta": {a: e.point for a, e in
-                                                          arch_means.items()},
+                                                          fe.arch_means.items()},
                                            "permutation_p": perm},
-                 **_rests_on(ev, kept))
+                 **_rests_on(ev, fe.kept))
 
 
 def _label_permutation_p(arch_means: Mapping[str, Estimate],

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ecg_transfer.aggregate import _atomic_write_bytes
-from ecg_transfer.answer.claims import (
-    claims_markdown,
-    claims_section,
-    evaluate_beyond_claims,
-    evaluate_claims,
-)
+from ecg_transfer.answer.claims import beyond_section, claims_json, claims_markdown, judge
 from ecg_transfer.answer.figures import (
     check_dpi,
     plot_gain_heatmap,
@@ -32,12 +28,15 @@ from ecg_transfer.answer.figures import (
 from ecg_transfer.answer.robustness import (
     check_kinds,
     load_robustness,
+    robustness_claims,
     robustness_markdown,
     robustness_tables,
 )
-from ecg_transfer.answer.runs import load_runs, upstreams_of
+from ecg_transfer.answer.rules import Plan
+from ecg_transfer.answer.runs import Run, load_runs, upstreams_of
 from ecg_transfer.answer.stats import _check_bootstrap_args
 from ecg_transfer.answer.tables import (
+    Tables,
     compute_tables,
     convergence_markdown,
     family_markdown,
@@ -47,19 +46,24 @@ from ecg_transfer.answer.tables import (
     write_table,
 )
 from ecg_transfer.answer.transferability import (
+    melep_claims,
     melep_correlations,
     melep_markdown,
     melep_ranking,
     melep_table,
     read_melep,
 )
+from ecg_transfer.answer.verdicts import Claim
 from ecg_transfer.metrics import SELECTIONS
 from ecg_transfer.perturb import LEVELS
 
 __all__ = [
+    "Results",
     "beyond_output_paths",
+    "compute_results",
     "results_output_paths",
     "write_beyond",
+    "write_claims",
     "write_results",
 ]
 
@@ -80,27 +84,61 @@ def results_output_paths(out_dir: str | os.PathLike, *, sizes: bool) -> dict[str
     paths["convergence_csv"] = tables / "convergence.csv"
     paths["convergence_md"] = tables / "convergence.md"
     paths["claims"] = out / "claims.md"
+    paths["claims_json"] = out / "claims.json"
     return paths
+
+
+@dataclass(frozen=True)
+class Results:
+    """The paper's part of the answer, computed once: the runs read, every table (with the
+    evidence behind it) and the claims judged on it."""
+
+    runs: list[Run]
+    tables: Tables
+    claims: list[Claim]
+
+
+def compute_results(jobs: Sequence[Mapping[str, object]], *, families: Mapping[str, str],
+                    arch_order: Sequence[str] = (), n_boot: int, seed: int,
+                    plan: Plan) -> Results:
+    """Read every job, compute every table once and judge the paper's claims on it."""
+    runs = load_runs(jobs)
+    if not runs:
+        raise ValueError("no scratch or fine-tuning job given; the results compare the two")
+    tables = compute_tables(runs, families=families, n_boot=n_boot, seed=seed, plan=plan,
+                            arch_order=arch_order)
+    return Results(runs, tables, judge(tables, plan, n_boot=n_boot, seed=seed))
+
+
+def write_claims(claims: Sequence[Claim], paths: Mapping[str, Path], plan: Plan, *,
+                 n_boot: int, seed: int, tables: Tables | None = None) -> None:
+    """claims.md and claims.json (``paths["claims"]``, ``paths["claims_json"]``), atomically."""
+    boot = {"n_boot": n_boot, "seed": seed}
+    _atomic_write_bytes(paths["claims"],
+                        claims_markdown(claims, plan, tables=tables, **boot).encode())
+    _atomic_write_bytes(paths["claims_json"], claims_json(claims, plan, **boot).encode())
 
 
 def write_results(jobs: Sequence[Mapping[str, object]], out_dir: str | os.PathLike, *,
                   families: Mapping[str, str], arch_order: Sequence[str] = (), n_boot: int,
-                  seed: int, level: float, dpi: int) -> dict[str, Path]:
-    """Read every job, compute every table once and write tables, figures and claims.md.
+                  seed: int, plan: Plan, dpi: int, results: Results | None = None
+                  ) -> dict[str, Path]:
+    """Read every job, compute every table once and write tables, figures, claims.md and
+    claims.json.
 
     ``jobs`` are the training jobs (see :func:`load_runs`); ``families`` maps each architecture
-    to "CNN" or "RNN"; ``n_boot``, ``seed`` and ``level`` go to every bootstrap, so a rerun with
-    the same inputs writes the same files. Returns :func:`results_output_paths` (sizes
-    included when any job has a ``size``); every file is written atomically, all of them even
-    where a selection has no rows (its Markdown and figure say why), so a rule can declare
-    them all.
+    to "CNN" or "RNN"; ``n_boot`` and ``seed`` go to every bootstrap, ``plan`` (config
+    ``results:``) to every verdict, so a rerun with the same inputs writes the same files.
+    ``results``: :func:`compute_results` of the same arguments, if already computed. Returns
+    :func:`results_output_paths` (sizes included when any job has a ``size``); every file is
+    written atomically, all of them even where a selection has no rows (its Markdown and figure
+    say why), so a rule can declare them all.
     """
     check_dpi(dpi)
-    runs = load_runs(jobs)
-    if not runs:
-        raise ValueError("no scratch or fine-tuning job given; the results compare the two")
-    tables = compute_tables(runs, families=families, n_boot=n_boot, seed=seed, level=level,
-                            arch_order=arch_order)
+    if results is None:
+        results = compute_results(jobs, families=families, arch_order=arch_order,
+                                  n_boot=n_boot, seed=seed, plan=plan)
+    runs, tables = results.runs, results.tables
     paths = results_output_paths(out_dir, sizes=bool(tables.sizes))
     upstreams = upstreams_of(runs)
     for s in SELECTIONS:
@@ -117,9 +155,7 @@ def write_results(jobs: Sequence[Mapping[str, object]], out_dir: str | os.PathLi
                             arch_order=arch_order, upstreams=upstreams)
     write_table(tables.convergence, convergence_markdown(tables.convergence),
                 paths["convergence_csv"], paths["convergence_md"])
-    claims = evaluate_claims(runs, tables, families=families, n_boot=n_boot, seed=seed,
-                             level=level)
-    _atomic_write_bytes(paths["claims"], claims_markdown(claims, runs).encode())
+    write_claims(results.claims, paths, plan, n_boot=n_boot, seed=seed, tables=tables)
     return paths
 
 
@@ -153,10 +189,11 @@ def _csv(table: pd.DataFrame) -> bytes:
 def write_beyond(melep_jobs: Sequence[Mapping[str, object]],
                  robustness_files: Mapping[str, str | os.PathLike],
                  transfer_jobs: Sequence[Mapping[str, object]], out_dir: str | os.PathLike, *,
-                 n_boot: int, seed: int, level: float, dpi: int,
+                 n_boot: int, seed: int, plan: Plan, dpi: int,
                  arch_order: Sequence[str] = (), melep: bool | None = None,
-                 robustness: bool | None = None, kinds: Sequence[str] | None = None
-                 ) -> dict[str, Path]:
+                 robustness: bool | None = None, kinds: Sequence[str] | None = None,
+                 transfer: Mapping[str, pd.DataFrame] | None = None
+                 ) -> tuple[dict[str, Path], list[Claim]]:
     """Read the MELEP and robustness results, compute every table once, write them all.
 
     ``melep_jobs``: see :func:`read_melep`. ``robustness_files``: downstream set -> .npz (see
@@ -166,9 +203,11 @@ def write_beyond(melep_jobs: Sequence[Mapping[str, object]],
     job/file is given) and ``kinds`` (default: the kinds in the files) choose the files, as in
     :func:`beyond_output_paths`; a kind in a file but not in ``kinds`` raises ValueError naming the
     file. Every listed file is written, atomically, even with nothing in it to show (it says
-    so). Returns :func:`beyond_output_paths`.
+    so). Returns :func:`beyond_output_paths` and the claims (MELEP per selection, robustness),
+    also written, as a section, to ``claims_beyond.md``.
     """
     check_dpi(dpi)
+    level = plan.level
     _check_bootstrap_args(n_boot, seed, level)
     melep = bool(melep_jobs) if melep is None else melep
     robustness = bool(robustness_files) if robustness is None else robustness
@@ -191,11 +230,12 @@ def write_beyond(melep_jobs: Sequence[Mapping[str, object]],
     upstreams = sorted({str(r.upstream) for r in runs if r.upstream is not None}
                        | {str(j["upstream"]) for j in melep_jobs}
                        | {k[1] for rs in sets for k in rs.probs if k[0] == "finetune"})
-    correlations = ranking = rob = None
+    table = ranking = rob = None
     if melep:
         scores = read_melep(melep_jobs)
-        transfer = ({s: transfer_table(runs, s, arch_order=arch_order, **boot)
-                     for s in SELECTIONS} if len(scores) else {})
+        if transfer is None:
+            transfer = ({s: transfer_table(runs, s, arch_order=arch_order, **boot)
+                         for s in SELECTIONS} if len(scores) else {})
         table = melep_table(scores, transfer, arch_order=arch_order)
         correlations = melep_correlations(table, arch_order=arch_order, **boot)
         ranking = melep_ranking(scores, runs, arch_order=arch_order)
@@ -215,6 +255,7 @@ def write_beyond(melep_jobs: Sequence[Mapping[str, object]],
         for kind in kinds:
             plot_robustness(rob.curves, kind, paths[f"robustness_{kind}"], dpi=dpi, level=level,
                             upstreams=upstreams)
-    claims = evaluate_beyond_claims(correlations=correlations, ranking=ranking, robustness=rob)
-    _atomic_write_bytes(paths["claims_beyond"], claims_section(claims).encode())
-    return paths
+    claims = [*melep_claims(table if melep else None, plan, list(SELECTIONS), ranking=ranking),
+              *robustness_claims(rob, plan)]
+    _atomic_write_bytes(paths["claims_beyond"], beyond_section(claims).encode())
+    return paths, claims
