@@ -121,6 +121,9 @@ ROWS = {
                             {**SIZES, "results": 1}),
     "another subset seed": (_set("size_axis.subset_seed", 1), {**SIZES, "results": 1}),
     "a statistic of the results": (_set("results.n_boot", 1500), {"results": 1}),
+    # a verdict's margin or level: the answer is judged again, nothing is retrained
+    "a margin of the verdicts": (_set("results.margin_f1", 0.03), {"results": 1}),
+    "the level of the verdicts": (_set("results.level", 0.9), {"results": 1}),
     # beyond the paper: a robustness setting re-runs the robustness jobs and the results only
     # (the downstream models are kept while robustness is on)
     "robustness levels": (_set("robustness.levels", {"emg": [6, 0]}), {**ROBUST, "results": 1}),

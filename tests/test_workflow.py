@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -74,10 +75,19 @@ def test_every_rule_ran_and_produced_its_outputs(study):
 
 def test_the_results_stage_states_each_claim_with_a_verdict(study):
     claims = (study / "results/claims.md").read_text()
-    for claim in ("small", "vanish", "sooner", "RNN"):
+    for claim in ("smallest downstream set", "vanish", "sooner", "RNN", "Rests on"):
         assert claim in claims, claim
-    verdicts = re.findall(r"supported|not supported|not testable with this run", claims)
-    assert len(verdicts) >= 4
+    doc = json.loads((study / "results/claims.json").read_text())
+    keys = {(c["key"], c["selection"]) for c in doc["claims"]}
+    assert {("small_set_gain", "paper"), ("vanishes_largest", "paper"), ("families", "paper"),
+            ("gain_trend", "paper"), ("faster", None)} <= keys
+    verdicts = {"supported", "contradicted", "not supported", "inconclusive", "not testable"}
+    assert {c["verdict"] for c in doc["claims"]} <= verdicts
+    for c in doc["claims"]:
+        assert f"**Verdict: {c['verdict']}.**" in claims
+    # the smallest set is the run's (ptb) under both selections
+    small = [c for c in doc["claims"] if c["key"] == "small_set_gain"]
+    assert {tuple(c["sets"]) for c in small} == {("ptb",)}
     transfer = pd.read_csv(study / "results/tables/transfer_paper.csv")
     # 2 upstreams x 3 downstreams x 2 archs, each with its paired interval
     assert len(transfer) == 12 and (transfer.low <= transfer.delta).all()
@@ -105,7 +115,31 @@ def test_melep_and_robustness_ran_for_every_model(study):
     for kind in ("emg", "lead_dropout"):
         assert (study / f"results/figures/robustness_{kind}.png").read_bytes()[:4] == b"\x89PNG"
     claims = (study / "results/claims.md").read_text()
-    assert "Beyond the paper" in claims and "degrade less" in claims and "MELEP" in claims
+    assert "Beyond the paper" in claims and "perturb" in claims and "MELEP" in claims
+    keys = {c["key"] for c in json.loads((study / "results/claims.json").read_text())["claims"]}
+    assert {"melep", "robustness_retention", "robustness_f1"} <= keys
+
+
+def test_a_finished_run_is_rejudged_from_its_results_folder_alone(study, tmp_path):
+    """Another margin, without Snakemake: the same tables, the verdicts under the new plan."""
+    out = tmp_path / "rejudged"
+    run = subprocess.run([sys.executable, "-m", "ecg_transfer.answer", "rejudge",
+                          str(study / "results"), "--out", str(out), "--margin-f1", "0.5"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    old = json.loads((study / "results/claims.json").read_text())
+    new = json.loads((out / "claims.json").read_text())
+    assert new["plan"]["margin_f1"] == 0.5 and old["plan"]["margin_f1"] != 0.5
+    pd.testing.assert_frame_equal(pd.read_csv(study / "results/tables/transfer_paper.csv"),
+                                  pd.read_csv(out / "tables/transfer_paper.csv"))
+    same = {(c["key"], c["selection"]): c for c in old["claims"]}
+    for c in new["claims"]:
+        if c["unit"] == "F1" and c["low"] is not None and (c["key"], c["selection"]) in same:
+            assert c["low"] == same[c["key"], c["selection"]]["low"]
+    bad = subprocess.run([sys.executable, "-m", "ecg_transfer.answer", "rejudge",
+                          str(study / "results"), "--out", str(study / "results")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "another folder" in bad.stderr
 
 
 def test_the_html_report_holds_the_tables_and_claims(study):

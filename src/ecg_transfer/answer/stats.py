@@ -110,7 +110,8 @@ class MacroAuroc:
     """Macro ROC AUC over the classes where it is defined, and how many it had to leave out.
 
     A class with no positives (or no negatives) in ``y_true`` has no ROC curve; scikit-learn
-    raises on it, which would make a small test split unusable. Those classes are skipped and
+    warns (UndefinedMetricWarning) and returns NaN for it, which would turn the macro mean into
+    NaN on a small test split. Those classes are skipped and
     counted so a table can say "AUROC over 8 of 9 classes". ``value`` is NaN when no class has
     both.
     """
@@ -414,8 +415,10 @@ def macro_auroc(y_true: ArrayLike, probs: ArrayLike) -> MacroAuroc:
     """Unweighted mean over classes of ROC AUC, a threshold-free companion to the weighted F1.
 
     Computed from average ranks (the Mann-Whitney statistic, ties counted one half), which is
-    what scikit-learn's ``roc_auc_score`` computes, without its failure on a class that has no
+    what scikit-learn's ``roc_auc_score`` computes, without its NaN on a class that has no
     positives or no negatives: such classes are skipped and counted (see :class:`MacroAuroc`).
+    Pass float32 probabilities or better: float16 rounds confident probabilities near 1 into
+    ties (predictions.npz stores the selections' probabilities as float32 for this).
     """
     y = _test_labels(y_true, "y_true")
     p = _probs(probs, "probs")
