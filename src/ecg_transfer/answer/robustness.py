@@ -11,6 +11,15 @@ replicate draws one resample of a downstream set's records and scores all four n
 record that noise makes hard is hard for every model); seeds are resampled per model, the same
 seed draw serving clean and perturbed (they are one trained model) and every level.
 
+An absolute drop is a poor measure of robustness on its own: a scratch model that sits at the
+constant predictor (it learnt nothing) cannot drop, so a fine-tuned model that stays better at
+every level "degrades more". Each arm's *retention* is therefore reported beside it,
+r = (F1(perturbed) - F1(constant)) / (F1(clean) - F1(constant)), the share of its skill above
+the best constant predictor (metrics.constant_baseline_f1) that it keeps, and the claims of
+:func:`robustness_claims` are judged on the retention difference and on the perturbed-F1
+difference (fine-tuned - scratch), each in the same paired bootstrap: the constant predictor
+is rescored on every replicate's record resample too.
+
 The robustness files are checked record by record against the predictions the transfer tables
 came from (runs.load_runs: same test records, order, labels). evaluate.py, which writes them,
 imports torch, so they are read here with numpy.
@@ -29,6 +38,8 @@ import numpy as np
 import pandas as pd
 
 from ecg_transfer.aggregate import _arch_order
+from ecg_transfer.answer import rules
+from ecg_transfer.answer.bootstrap import Estimate
 from ecg_transfer.answer.formatting import interval, markdown_table, nothing, num, percent
 from ecg_transfer.answer.runs import THRESHOLD, Run
 from ecg_transfer.answer.stats import (
@@ -43,7 +54,9 @@ from ecg_transfer.answer.stats import (
     _sd,
     macro_auroc,
 )
+from ecg_transfer.answer.verdicts import Claim
 from ecg_transfer.fileio import read_npz
+from ecg_transfer.metrics import constant_baseline_f1
 from ecg_transfer.perturb import LEVELS
 
 __all__ = [
@@ -51,6 +64,7 @@ __all__ = [
     "LEAD_KINDS",
     "PAIR_COLUMNS",
     "ROBUSTNESS_COLUMNS",
+    "SUMMARY_MEASURES",
     "RobustnessSet",
     "RobustnessTables",
     "check_kinds",
@@ -58,6 +72,7 @@ __all__ = [
     "level_label",
     "load_robustness",
     "mild_to_harsh",
+    "robustness_claims",
     "robustness_markdown",
     "robustness_model_id",
     "robustness_tables",
@@ -76,11 +91,30 @@ ROBUSTNESS_COLUMNS = ("downstream", "arch", "regime", "upstream", "kind", "level
                       "n_classes", "clean_f1", "degradation", "n_boot", "coverage")
 #: Columns of the robustness pair table: ``difference`` = finetune_degradation -
 #: scratch_degradation (positive: the fine-tuned model degrades less); ``harshest`` marks each
-#: kind's harshest level, the one the claim reads.
+#: kind's harshest level, the one the claims read. ``constant_f1``: the best constant
+#: predictor's weighted F1 on the test set; ``*_retention`` = (F1 - constant_f1) /
+#: (clean F1 - constant_f1), NaN where that arm's clean F1 is not above the constant by more
+#: than 1e-9 (no skill to keep); ``retention_defined``: both arms' retention is defined, so is
+#: the pair's ``retention_difference`` (NaN otherwise) = finetune_retention -
+#: scratch_retention (positive: the fine-tuned model keeps more of its skill);
+#: ``f1_difference`` = finetune_f1 - scratch_f1 at the level; each difference with its interval
+#: (``*_low``, ``*_high``). ``retention_unstable`` counts the replicates in which an arm's clean
+#: F1 is at or below that replicate's constant (its retention there is extreme: the
+#: denominator is floored at 1e-9).
 PAIR_COLUMNS = ("downstream", "arch", "upstream", "kind", "level", "harshest", "seeds_finetune",
                 "seeds_scratch", "n_test", "finetune_clean_f1", "finetune_f1",
                 "finetune_degradation", "scratch_clean_f1", "scratch_f1", "scratch_degradation",
-                "difference", "low", "high", "excludes_zero", "n_boot", "coverage")
+                "difference", "low", "high", "excludes_zero", "constant_f1",
+                "retention_defined", "finetune_retention", "scratch_retention",
+                "retention_difference", "retention_difference_low",
+                "retention_difference_high", "retention_unstable", "f1_difference",
+                "f1_difference_low", "f1_difference_high", "n_boot", "coverage")
+#: An arm whose clean F1 is within this of the constant predictor's (or below) has no skill to
+#: keep: its retention is undefined (the tolerance of rules.at_or_below_constant).
+_AT_CONSTANT = 1e-9
+#: The measures of :attr:`RobustnessTables.summary`: mean retention difference, mean perturbed
+#: F1 difference, mean difference of degradations.
+SUMMARY_MEASURES = ("retention", "f1", "degradation")
 _CURVE_COLUMNS = ("downstream", "regime", "upstream", "kind", "level", "f1", "low", "high",
                   "archs")
 
@@ -285,6 +319,15 @@ class RobustnessTables:
     kind of the difference at the kind's harshest level, and ``by_kind`` the same per kind
     (stats.MeanDelta; its ``n_pairs`` counts (pair, kind) values), None without a pair.
     ``unpaired`` lists models with no counterpart of the other regime in their file.
+
+    ``summary`` holds, per measure of :data:`SUMMARY_MEASURES`, the difference (fine-tuned -
+    scratch) at each kind's harshest level averaged so that **every downstream set weighs the
+    same**: the mean over a set's (pair, kind) values (every pair of a file has the same kinds,
+    so each pair weighs the same within its set), then the mean over sets. It is a
+    bootstrap.Estimate (point and replicates), so an interval at any coverage comes from the
+    same replicates; ``summary_by_kind`` is the same per kind. The retention mean leaves out the
+    pairs whose retention is undefined (``retention_excluded`` names them); a measure with no
+    pair to average is absent. ``level``: the coverage of the tables' intervals.
     """
 
     models: pd.DataFrame
@@ -293,6 +336,10 @@ class RobustnessTables:
     harshest: MeanDelta | None
     by_kind: dict[str, MeanDelta]
     unpaired: tuple[str, ...] = ()
+    level: float | None = None
+    summary: Mapping[str, Estimate] = field(default_factory=dict)
+    summary_by_kind: Mapping[str, Mapping[str, Estimate]] = field(default_factory=dict)
+    retention_excluded: tuple[str, ...] = ()
 
 
 @dataclass
@@ -310,25 +357,37 @@ class _Group:
 
 
 def _set_replicates(rs: RobustnessSet, n_boot: int, rng: np.random.Generator
-                    ) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
+                    ) -> tuple[dict[tuple, tuple[np.ndarray, np.ndarray]], Estimate]:
     """Every model's F1 under every condition: full test set (conditions,) and replicates
-    (n_boot, conditions), all models and conditions scored on the same record resamples."""
+    (n_boot, conditions), all models and conditions scored on the same record resamples; and
+    the best constant predictor's F1 on the full set and on those same resamples.
+
+    The best constant predictor of a weighted F1 is the all-positive one (every class's F1 is
+    highest when it predicts the class everywhere; metrics.constant_baseline_f1), whatever the
+    training labels, so it is rescored on each resample as the all-positive prediction. The
+    full-set value is metrics.constant_baseline_f1 itself, given the test labels as the
+    training labels its majority candidate reads (that candidate never wins).
+    """
     y = rs.y_true
     n, n_classes = y.shape
     keys = sorted(rs.probs)
     ones = np.ones((1, n), dtype=np.int64)
     full: dict[tuple, np.ndarray] = {}
     reps: dict[tuple, list[np.ndarray]] = {k: [] for k in keys}
+    constant_design = _design(y, [np.ones(y.shape)], THRESHOLD)
+    constant_reps = []
     step = _chunk_rows(n)
     for start in range(0, n_boot, step):
         counts = _resample_counts(rng, min(step, n_boot - start), n)
+        constant_reps.append(_f1_of_counts(counts, constant_design, n_classes)[:, 0])
         for k in keys:
             # one model's design at a time: all of them at once can take gigabytes
             design = _design(y, list(rs.probs[k]), THRESHOLD)
             if k not in full:
                 full[k] = _f1_of_counts(ones, design, n_classes)[0]
             reps[k].append(_f1_of_counts(counts, design, n_classes))
-    return {k: (full[k], np.concatenate(reps[k])) for k in keys}
+    constant = Estimate(constant_baseline_f1(y, y), np.concatenate(constant_reps))
+    return {k: (full[k], np.concatenate(reps[k])) for k in keys}, constant
 
 
 def _groups(rs: RobustnessSet, scored: Mapping[tuple, tuple[np.ndarray, np.ndarray]],
@@ -366,11 +425,11 @@ def robustness_tables(sets: Sequence[RobustnessSet], *, n_boot: int, seed: int, 
     seed_rng = np.random.default_rng(seed_ss)
     model_rows, pair_rows, curve_rows, unpaired = [], [], [], []
     for rs, ss in zip(sets, record_ss.spawn(len(sets)), strict=True):
-        scored = _set_replicates(rs, n_boot, np.random.default_rng(ss))
+        scored, constant = _set_replicates(rs, n_boot, np.random.default_rng(ss))
         groups = _groups(rs, scored, n_boot, seed_rng)
         means = {g: grp.mean() for g, grp in groups.items()}
         model_rows += _model_rows(rs, groups, means, n_boot, level)
-        rows, lone = _pair_rows(rs, groups, means, n_boot, level)
+        rows, lone = _pair_rows(rs, groups, means, constant, n_boot, level)
         pair_rows += rows
         unpaired += lone
         curve_rows += _curve_rows(rs, groups, means, level)
@@ -379,19 +438,69 @@ def robustness_tables(sets: Sequence[RobustnessSet], *, n_boot: int, seed: int, 
     by_kind = {k: _mean_of([r for r in harsh if r["kind"] == k], n_boot, level)
                for k in LEVELS if any(r["kind"] == k for r in harsh)}
     overall = _mean_of(harsh, n_boot, level) if harsh else None
+    summary, summary_by_kind = _summaries(harsh)
+    excluded = tuple(dict.fromkeys(_pair_name(r) for r in harsh if not r["retention_defined"]))
     return RobustnessTables(
         _sorted(pd.DataFrame(model_rows, columns=list(ROBUSTNESS_COLUMNS)), arch_order),
         _sorted(pd.DataFrame(pair_rows, columns=list(PAIR_COLUMNS)), arch_order),
         pd.DataFrame(curve_rows, columns=list(_CURVE_COLUMNS)), overall, by_kind,
-        tuple(unpaired))
+        tuple(unpaired), float(level), summary, summary_by_kind, excluded)
+
+
+#: Per measure of SUMMARY_MEASURES: the pair-row keys of its point value and replicates, and
+#: whether a row enters its mean.
+_MEASURES = {
+    "retention": ("retention_difference", "_retention_reps", lambda r: r["retention_defined"]),
+    "f1": ("f1_difference", "_f1_reps", lambda r: True),
+    "degradation": ("difference", "_reps", lambda r: True),
+}
+
+
+def _set_weighted(rows: Sequence[Mapping[str, object]], value: str, reps: str) -> Estimate:
+    """Mean over downstream sets of each set's mean over its rows: every set weighs the same,
+    whatever its number of architectures and upstreams. Rows of one set share its record
+    resamples, sets are independent, so the mean is taken replicate by replicate."""
+    by_set: dict[object, list[Estimate]] = {}
+    for r in rows:
+        by_set.setdefault(r["downstream"], []).append(Estimate(float(r[value]), r[reps]))
+    return Estimate.mean([Estimate.mean(v) for v in by_set.values()])
+
+
+def _summaries(harsh: Sequence[Mapping[str, object]]
+               ) -> tuple[dict[str, Estimate], dict[str, dict[str, Estimate]]]:
+    summary: dict[str, Estimate] = {}
+    by_kind: dict[str, dict[str, Estimate]] = {}
+    for measure, (value, reps, enters) in _MEASURES.items():
+        rows = [r for r in harsh if enters(r)]
+        if not rows:
+            continue
+        summary[measure] = _set_weighted(rows, value, reps)
+        by_kind[measure] = {k: _set_weighted([r for r in rows if r["kind"] == k], value, reps)
+                            for k in LEVELS if any(r["kind"] == k for r in rows)}
+    return summary, by_kind
+
+
+def _pair_name(row: Mapping[str, object]) -> str:
+    return f"{row['arch']} from {row['upstream']} on {row['downstream']}"
+
+
+def _retention(f1: np.ndarray, clean: np.ndarray, constant: np.ndarray) -> np.ndarray:
+    """(F1 - constant) / (clean F1 - constant), the denominator floored at :data:`_AT_CONSTANT`
+    so that a replicate where the arm has no skill left gives an extreme, finite value (a
+    percentile interval ignores such replicates while they are rarer than its tails)."""
+    return (f1 - constant) / np.maximum(clean - constant, _AT_CONSTANT)
 
 
 def _pair_rows(rs: RobustnessSet, groups: Mapping[tuple[str, str, str], _Group],
-               means: Mapping[tuple[str, str, str], np.ndarray], n_boot: int, level: float
-               ) -> tuple[list[dict[str, object]], list[str]]:
+               means: Mapping[tuple[str, str, str], np.ndarray], constant: Estimate,
+               n_boot: int, level: float) -> tuple[list[dict[str, object]], list[str]]:
     """Each fine-tuned model group against the scratch group of its architecture, at every
-    perturbed condition (rows keep their replicates under ``_reps``), and the fine-tuned
-    groups without a scratch counterpart."""
+    perturbed condition, and the fine-tuned groups without a scratch counterpart.
+
+    Rows keep their replicates: ``_reps`` (difference of degradations), ``_retention_reps``,
+    ``_f1_reps``. Retention is that of the seed-mean F1 (clean and perturbed of one seed draw),
+    against the constant predictor on the same record resample."""
+    const, const_reps = constant.point, constant.reps[:, np.newaxis]
     harshest = {k: max(i for i, c in enumerate(rs.conditions) if c[0] == k) for k in rs.kinds}
     rows, unpaired = [], []
     for (arch, regime, upstream), grp in groups.items():
@@ -405,10 +514,21 @@ def _pair_rows(rs: RobustnessSet, groups: Mapping[tuple[str, str, str], _Group],
         pts_b, pts_a = grp.full.mean(axis=0), scratch.full.mean(axis=0)
         mb, ma = means[arch, regime, upstream], means[arch, "scratch", ""]
         reps = (mb - mb[:, :1]) - (ma - ma[:, :1])
+        skill_b, skill_a = pts_b[0] - const > _AT_CONSTANT, pts_a[0] - const > _AT_CONSTANT
+        defined = bool(skill_b and skill_a)
+        keep_b, keep_a = _retention(pts_b, pts_b[0], const), _retention(pts_a, pts_a[0], const)
+        keep_reps = (_retention(mb, mb[:, :1], const_reps)
+                     - _retention(ma, ma[:, :1], const_reps))
+        unstable = int(np.count_nonzero((mb[:, :1] - const_reps <= _AT_CONSTANT)
+                                        | (ma[:, :1] - const_reps <= _AT_CONSTANT)))
+        f1_reps = mb - ma
         for i, (kind, lv) in enumerate(rs.conditions):
             if kind == CLEAN:
                 continue
             low, high = _percentile_interval(reps[:, i], level)
+            r_low, r_high = (_percentile_interval(keep_reps[:, i], level) if defined
+                             else (math.nan, math.nan))
+            f_low, f_high = _percentile_interval(f1_reps[:, i], level)
             rows.append({
                 "downstream": rs.downstream, "arch": arch, "upstream": upstream,
                 "kind": kind, "level": lv, "harshest": i == harshest[kind],
@@ -420,7 +540,17 @@ def _pair_rows(rs: RobustnessSet, groups: Mapping[tuple[str, str, str], _Group],
                 "scratch_degradation": float(pts_a[i] - pts_a[0]),
                 "difference": float((pts_b[i] - pts_b[0]) - (pts_a[i] - pts_a[0])),
                 "low": low, "high": high, "excludes_zero": not low <= 0.0 <= high,
-                "n_boot": n_boot, "coverage": level, "_reps": reps[:, i]})
+                "constant_f1": const, "retention_defined": defined,
+                "finetune_retention": float(keep_b[i]) if skill_b else math.nan,
+                "scratch_retention": float(keep_a[i]) if skill_a else math.nan,
+                "retention_difference": (float(keep_b[i] - keep_a[i]) if defined
+                                         else math.nan),
+                "retention_difference_low": r_low, "retention_difference_high": r_high,
+                "retention_unstable": unstable,
+                "f1_difference": float(pts_b[i] - pts_a[i]),
+                "f1_difference_low": f_low, "f1_difference_high": f_high,
+                "n_boot": n_boot, "coverage": level, "_reps": reps[:, i],
+                "_retention_reps": keep_reps[:, i], "_f1_reps": f1_reps[:, i]})
     return rows, unpaired
 
 
@@ -500,7 +630,8 @@ def _model_name(regime: str, upstream: str) -> str:
 
 def robustness_markdown(tables: RobustnessTables, *, level: float) -> str:
     """Per perturbation kind: every model's F1 and AUROC per level, then every pair's
-    difference of degradations with its interval."""
+    difference of degradations, difference of retentions and difference of perturbed F1,
+    each with its interval."""
     pct = percent(level)
     parts = [
         "# Robustness to perturbed ECGs: fine-tuned vs scratch (beyond the paper)\n",
@@ -513,6 +644,14 @@ def robustness_markdown(tables: RobustnessTables, *, level: float) -> str:
         f"less**. Its {pct} interval is a paired bootstrap over test records (one resample "
         "scores clean and perturbed, fine-tuned and scratch; seeds resampled per model). `*`: "
         "the interval excludes 0.\n",
+        "A scratch model at the constant predictor cannot lose F1, so the degradation alone "
+        "can favour a model that learnt nothing. The *retention* of a model is (F1 at the "
+        "level - F1 constant) / (clean F1 - F1 constant), the share of its skill above the "
+        "best constant predictor (weighted F1 of predicting every class everywhere) that it "
+        "keeps; **positive retention difference: the fine-tuned model keeps more**. It is "
+        "undefined (`undefined`) where an arm's clean F1 is at or below the constant. The "
+        "perturbed-F1 difference is fine-tuned F1 - scratch F1 at the level. The claims read "
+        "these two, at each kind's harshest level.\n",
     ]
     models, pairs = tables.models, tables.pairs
     if models.empty:
@@ -540,16 +679,177 @@ def robustness_markdown(tables: RobustnessTables, *, level: float) -> str:
                          *[cells.get((kind, lv), "—") for lv in levels]])
         parts += [f"## {kind}\n", "### F1 / AUROC\n", markdown_table(header, rows, 3) + "\n"]
         pk = pairs[pairs["kind"] == kind]
-        parts.append("### Difference of degradations (fine-tuned - scratch)\n")
         if pk.empty:
-            parts.append(nothing("no fine-tuned model has a scratch counterpart here."))
+            parts += ["### Differences (fine-tuned - scratch)\n",
+                      nothing("no fine-tuned model has a scratch counterpart here.")]
             continue
-        header = ["downstream", "arch", "upstream", *[level_label(kind, lv) for lv in levels]]
-        rows = []
-        for (down, arch, up), g in pk.groupby(["downstream", "arch", "upstream"], sort=False):
-            cells = {r["level"]: f"{r['difference']:+.3f}{'*' if r['excludes_zero'] else ''} "
-                                 f"{interval(r['low'], r['high'])}"
-                     for r in g.to_dict("records")}
-            rows.append([down, arch, up, *[cells.get(lv, "—") for lv in levels]])
-        parts.append(markdown_table(header, rows, 3) + "\n")
+        for what, column in (("degradations", "difference"),
+                             ("retentions", "retention_difference"),
+                             ("perturbed F1", "f1_difference")):
+            parts += [f"### Difference of {what} (fine-tuned - scratch)\n",
+                      _difference_table(pk, levels, kind, column) + "\n"]
     return "\n".join(parts)
+
+
+def _difference_table(pk: pd.DataFrame, levels: Sequence[float], kind: str,
+                      column: str) -> str:
+    """One pair per row, one level per column: ``column`` with its interval (``*``: the
+    interval excludes 0)."""
+    low, high = (("low", "high") if column == "difference"
+                 else (f"{column}_low", f"{column}_high"))
+    header = ["downstream", "arch", "upstream", *[level_label(kind, lv) for lv in levels]]
+    rows = []
+    for (down, arch, up), g in pk.groupby(["downstream", "arch", "upstream"], sort=False):
+        cells = {}
+        for r in g.to_dict("records"):
+            if pd.isna(r[column]):
+                cells[r["level"]] = "undefined"
+                continue
+            star = "*" if not r[low] <= 0.0 <= r[high] else ""
+            cells[r["level"]] = f"{r[column]:+.3f}{star} {interval(r[low], r[high])}"
+        rows.append([down, arch, up, *[cells.get(lv, "—") for lv in levels]])
+    return markdown_table(header, rows, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# The robustness claims
+
+
+_NOT_IN_RUN = "Robustness is not part of this run (config key robustness.enabled)."
+#: key -> (title, unit, the measure of RobustnessTables.summary it reads, the Plan margin).
+_CLAIMS = {
+    "robustness_retention": ("Fine-tuned models keep more of their skill under perturbation",
+                             "retention", "retention", "margin_retention"),
+    "robustness_f1": ("Fine-tuned models score higher on perturbed ECGs", "F1", "f1",
+                      "margin_f1"),
+}
+
+
+def _claim_rule(key: str, margin: float, margin_name: str) -> str:
+    what = ("the mean retention difference (fine-tuned - scratch; retention = (F1 perturbed - "
+            "F1 constant) / (F1 clean - F1 constant))" if key == "robustness_retention" else
+            "the mean perturbed-F1 difference (fine-tuned - scratch)")
+    return (f"{what} at the harshest level of each perturbation kind, every downstream set "
+            f"weighing the same: supported if its interval's low end > 0; not supported if its "
+            f"high end < +{margin:g} (results.{margin_name}); otherwise inconclusive. Not "
+            "testable without a fine-tuned/scratch pair"
+            + (" whose arms both beat the constant predictor on clean ECGs."
+               if key == "robustness_retention" else "."))
+
+
+def _harshest_words(harsh: pd.DataFrame, kind: str) -> str:
+    levels = mild_to_harsh(kind, sorted(set(harsh.loc[harsh["kind"] == kind, "level"])))
+    return f"{kind} at " + " / ".join(level_label(kind, lv) for lv in levels)
+
+
+def _estimate_words(est: Estimate, level: float) -> str:
+    low, high = est.interval(level)
+    return f"{est.point:+.3f} {interval(low, high)}"
+
+
+def robustness_claims(tables: RobustnessTables | None, plan: rules.Plan) -> list[Claim]:
+    """The two robustness claims, judged on what a model keeps rather than on what it loses.
+
+    ``robustness_retention``: the mean retention difference (fine-tuned - scratch), decided by
+    rules.gain with ``plan.margin_retention``; ``robustness_f1``: the mean perturbed-F1
+    difference, rules.gain with ``plan.margin_f1``. Both read each kind's harshest level and
+    :attr:`RobustnessTables.summary` (every downstream set weighing the same). The difference
+    of absolute degradations is printed beside them, not judged: a scratch model at the
+    constant predictor cannot drop, so it would "degrade less" than any model that learnt
+    something.
+
+    Intervals are taken at ``plan.level`` from the tables' bootstrap replicates (the same
+    replicates whatever the coverage), so tables computed at another level give the claims'
+    interval at the plan's, not the tables'; the evidence says so where the two differ.
+    """
+    claims = []
+    for key, (title, unit, measure, margin_name) in _CLAIMS.items():
+        margin = float(getattr(plan, margin_name))
+        rule = _claim_rule(key, margin, margin_name)
+        why = _untestable(tables, measure)
+        if why is not None:
+            excluded = (len(tables.retention_excluded)
+                        if tables is not None and measure == "retention" else 0)
+            claims.append(Claim(key, title, None, rules.NOT_TESTABLE, rule, why, margin=margin,
+                                unit=unit, excluded=excluded, n_tests=0))
+            continue
+        assert tables is not None
+        claims.append(_judged_claim(tables, plan, key, title, unit, measure, margin, rule))
+    return claims
+
+
+def _untestable(tables: RobustnessTables | None, measure: str) -> str | None:
+    """Why the claim on ``measure`` cannot be judged, or None."""
+    if tables is None:
+        return _NOT_IN_RUN
+    if tables.pairs.empty:
+        if tables.models.empty:
+            return "No robustness result in this run."
+        return ("No fine-tuned model has a scratch model of its architecture in the robustness "
+                "results." + (" Unpaired: " + "; ".join(tables.unpaired) + "."
+                              if tables.unpaired else ""))
+    if measure not in tables.summary:
+        return (f"Every one of the {len(tables.retention_excluded)} fine-tuned/scratch pair(s) "
+                "has an arm whose clean F1 is at or below the constant predictor's (no skill "
+                "to keep, so no retention): " + "; ".join(tables.retention_excluded) + ".")
+    return None
+
+
+def _judged_claim(tables: RobustnessTables, plan: rules.Plan, key: str, title: str, unit: str,
+                  measure: str, margin: float, rule: str) -> Claim:
+    harsh = tables.pairs[tables.pairs["harshest"]]
+    used = harsh[harsh["retention_defined"]] if measure == "retention" else harsh
+    est = tables.summary[measure]
+    low, high = est.interval(plan.level)
+    pairs = used.drop_duplicates(["downstream", "arch", "upstream"])
+    sets = tuple(sorted(set(pairs["downstream"])))
+    scratch = pairs.drop_duplicates(["downstream", "arch"])
+    seeds = tuple(sorted({int(s) for s in pairs["seeds_finetune"]}
+                         | {int(s) for s in scratch["seeds_scratch"]}))
+    per_kind = "; ".join(f"{_harshest_words(used, k)}: {_estimate_words(e, plan.level)}"
+                         for k, e in tables.summary_by_kind[measure].items())
+    if measure == "retention":
+        constants = ", ".join(f"{d} {c:.3f}" for d, c in
+                              harsh.drop_duplicates("downstream")[["downstream",
+                                                                   "constant_f1"]].to_numpy())
+        what = ("Retention difference (fine-tuned - scratch); retention = (F1 perturbed - F1 "
+                "constant) / (F1 clean - F1 constant), the share of a model's skill above the "
+                f"best constant predictor that it keeps (constant weighted F1: {constants})")
+        positive = "Positive: fine-tuned models keep more of their skill."
+    else:
+        what = "Perturbed-F1 difference (F1 fine-tuned - F1 scratch at the level)"
+        positive = "Positive: fine-tuned models score higher on the perturbed ECGs."
+    excluded = tables.retention_excluded if measure == "retention" else ()
+    excluded_words = (f" {len(excluded)} pair(s) left out: an arm's clean F1 at or below the "
+                      "constant predictor's, so no skill to keep (" + "; ".join(excluded)
+                      + ")." if excluded else "")
+    unstable = int((used["retention_unstable"] > 0).sum()) if measure == "retention" else 0
+    unstable_words = (f" In {unstable} (pair, kind) value(s) some replicates put an arm's clean "
+                      "F1 at or below that replicate's constant (extreme retention there; "
+                      "column retention_unstable)." if unstable else "")
+    level_words = ("" if tables.level is None or math.isclose(tables.level, plan.level) else
+                   f" (the robustness tables print {percent(tables.level)} intervals; the "
+                   "claim reads the same replicates at results.level)")
+    degradation = tables.summary["degradation"]
+    evidence = (
+        f"{what} at the harshest level of each kind, averaged over {len(used)} (pair, kind) "
+        f"value(s) from {len(pairs)} fine-tuned/scratch pair(s) on {len(sets)} downstream "
+        f"set(s) ({', '.join(sets)}), each set weighing the same: **{est.point:+.3f}**, "
+        f"{percent(plan.level)} interval {interval(low, high)}{level_words} (paired bootstrap "
+        "over test records, one resample per set shared by all its models"
+        + (" and the constant predictor" if measure == "retention" else "")
+        + f"; seeds resampled per model); margin +{margin:g}. {positive} Per kind: "
+        f"{per_kind}.{excluded_words}{unstable_words} Difference of absolute degradations "
+        "(F1 at the level - clean F1, fine-tuned - scratch) over the "
+        f"{len(harsh.drop_duplicates(['downstream', 'arch', 'upstream']))} pair(s) with the "
+        f"same weights, reported, not the verdict: {_estimate_words(degradation, plan.level)}"
+        " (a scratch model at the constant predictor cannot drop, so this can favour a model "
+        "that learnt nothing).")
+    return Claim(key, title, None, rules.gain(low, high, margin), rule, evidence,
+                 estimate=est.point, low=low, high=high, margin=margin, unit=unit, sets=sets,
+                 models=len(pairs) + len(scratch), seeds=seeds, pairings=len(pairs),
+                 excluded=len(excluded), n_tests=1,
+                 extra={"by_kind": {k: e.point
+                                    for k, e in tables.summary_by_kind[measure].items()},
+                        "degradation_difference": degradation.point,
+                        "retention_unstable": unstable})
