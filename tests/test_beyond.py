@@ -17,24 +17,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_transfer.answer.claims import (
-    NOT_SUPPORTED,
-    NOT_TESTABLE,
-    SUPPORTED,
-    claims_section,
-    evaluate_beyond_claims,
-)
+from ecg_transfer.answer.claims import beyond_section
 from ecg_transfer.answer.figures import plot_robustness
 from ecg_transfer.answer.robustness import (
     _parse_model_id,
     load_robustness,
+    robustness_claims,
     robustness_model_id,
     robustness_tables,
 )
+from ecg_transfer.answer.rules import NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED, Plan
 from ecg_transfer.answer.runs import load_runs
 from ecg_transfer.answer.stats import macro_auroc
 from ecg_transfer.answer.transferability import (
     ALL_ARCHS,
+    melep_claims,
     melep_correlations,
     melep_ranking,
     melep_table,
@@ -47,6 +44,11 @@ from ecg_transfer.metrics import weighted_f1
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("NORM", "MI", "STTC")
 BOOT = {"n_boot": 200, "seed": 0, "level": 0.95}
+PLAN = Plan(level=0.95, margin_f1=0.02, margin_auroc=0.01, margin_epochs=5,
+            margin_retention=0.05, min_test_records=30, min_class_positives=5,
+            convergence_tolerance=0.01)
+RUN = {"n_boot": 200, "seed": 0, "plan": PLAN}
+SELECTIONS = ["paper", "validation"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,7 +162,8 @@ def test_a_lower_melep_with_a_higher_gain_gives_a_negative_correlation_excluding
     rng = np.random.default_rng(0)
     melep = np.linspace(0.3, 1.0, 8)
     delta = 0.25 - 0.2 * melep + rng.normal(0, 0.005, 8)
-    keys = [(f"up{i}", f"down{i % 2}", "cnn" if i < 4 else "rnn") for i in range(8)]
+    # two downstream sets, four upstreams each (one architecture per set)
+    keys = [(f"up{i % 4}", f"down{i // 4}", "cnn" if i < 4 else "rnn") for i in range(8)]
     scores = _scores([(u, d, a, 0, m) for (u, d, a), m in zip(keys, melep, strict=True)])
     table = melep_table(scores, _transfer([(d, a, u, x) for (u, d, a), x
                                            in zip(keys, delta, strict=True)]))
@@ -179,11 +182,12 @@ def test_a_lower_melep_with_a_higher_gain_gives_a_negative_correlation_excluding
     assert (per_arch["n_pairs"] == 4).all()
     # no Δ in the validation selection: no correlation, and the claim is not testable there
     assert corr.loc[corr["selection"] == "validation", "r"].isna().all()
-    claims = {c.selection: c for c in evaluate_beyond_claims(correlations=corr)
-              if c.key == "melep"}
+    claims = {c.selection: c for c in melep_claims(table, PLAN, SELECTIONS)}
+    # two sets of four (upstream, architecture) rows, perfectly ranked within each: the
+    # within-set permutation test can reach p = 1/(4! 4!) and does
     assert claims["paper"].verdict == SUPPORTED
-    assert claims["paper"].high < 0
-    assert "correlates negatively" in claims["paper"].evidence
+    assert claims["paper"].estimate == pytest.approx(-1.0)
+    assert "pooled over sets" in claims["paper"].evidence
     assert claims["validation"].verdict == NOT_TESTABLE
 
 
@@ -193,11 +197,11 @@ def test_melep_that_rises_with_the_gain_or_has_too_few_pairs_does_not_support_th
     scores = _scores([(u, d, a, 0, m) for (u, d, a), m in zip(keys, melep, strict=True)])
     rising = melep_table(scores, _transfer([(d, a, u, 0.1 * m) for (u, d, a), m
                                             in zip(keys, melep, strict=True)]))
-    (claim, *_) = evaluate_beyond_claims(correlations=melep_correlations(rising, **BOOT))
+    (claim, *_) = melep_claims(rising, PLAN, SELECTIONS)
     assert claim.verdict == NOT_SUPPORTED and claim.estimate == pytest.approx(1.0)
     few = melep_table(scores.iloc[:2], _transfer([(d, a, u, 0.1) for u, d, a in keys[:2]]))
-    (claim, *_) = evaluate_beyond_claims(correlations=melep_correlations(few, **BOOT))
-    assert claim.verdict == NOT_TESTABLE and "at least 3" in claim.evidence
+    (claim, *_) = melep_claims(few, PLAN, SELECTIONS)
+    assert claim.verdict == NOT_TESTABLE
 
 
 def test_melep_is_averaged_over_seeds_and_a_pairing_without_a_delta_keeps_its_row():
@@ -241,9 +245,8 @@ def test_the_ranking_counts_how_often_the_lowest_melep_picks_the_best_fine_tuned
     assert (paper["n_upstreams"] == 3).all()
     y = load_runs(jobs)[0].y_true
     assert paper.loc[1, "best_f1"] == pytest.approx(weighted_f1(y, _confident(y)))
-    claim = next(c for c in evaluate_beyond_claims(
-        correlations=melep_correlations(melep_table(read_melep(melep_jobs), {}), **BOOT),
-        ranking=ranking) if c.key == "melep")
+    (claim, *_) = melep_claims(melep_table(read_melep(melep_jobs), {}), PLAN, SELECTIONS,
+                               ranking=ranking)
     assert claim.verdict == NOT_TESTABLE  # no Δ given: no correlation
     words = ranking_words(ranking, "paper", "melep")
     assert words.startswith("1 of 2 ") and "would hit 0.67" in words
@@ -306,9 +309,9 @@ def test_a_fine_tuned_model_unaffected_by_noise_degrades_less_than_a_collapsing_
     assert scratch_clean["auroc"] == pytest.approx(
         macro_auroc(y, _confident(y).astype(np.float32)).value)
     assert models.loc[("scratch", "emg", 6.0), "f1"] == 0.0
-    claim = evaluate_beyond_claims(robustness=tables)[-1]
-    assert claim.verdict == SUPPORTED and claim.selection is None
-    assert claim.estimate == pytest.approx(clean_f1) and claim.low > 0
+    retention, f1 = robustness_claims(tables, PLAN)
+    assert retention.verdict == SUPPORTED and retention.selection is None
+    assert f1.verdict == SUPPORTED and f1.low > 0
 
 
 def test_identical_fine_tuned_and_scratch_models_differ_by_exactly_zero(tmp_path):
@@ -323,9 +326,9 @@ def test_identical_fine_tuned_and_scratch_models_differ_by_exactly_zero(tmp_path
     assert (pairs["finetune_degradation"] < 0).all()
     assert (pairs["difference"] == 0).all()
     assert (pairs["low"] == 0).all() and (pairs["high"] == 0).all()
-    claim = evaluate_beyond_claims(robustness=tables)[-1]
-    assert claim.verdict == NOT_SUPPORTED
-    assert (claim.estimate, claim.low, claim.high) == (0.0, 0.0, 0.0)
+    for claim in robustness_claims(tables, PLAN):
+        assert claim.verdict == NOT_SUPPORTED
+        assert (claim.estimate, claim.low, claim.high) == (0.0, 0.0, 0.0)
 
 
 def test_robustness_figures_are_pngs_written_atomically(tmp_path):
@@ -401,7 +404,9 @@ def _study(root: Path) -> tuple[list[dict], list[dict], dict[str, Path]]:
 def test_write_beyond_writes_exactly_the_files_output_paths_lists(tmp_path):
     jobs, melep_jobs, files = _study(tmp_path)
     out = tmp_path / "results"
-    paths = write_beyond(melep_jobs, files, jobs, out, dpi=40, **BOOT)
+    paths, claims = write_beyond(melep_jobs, files, jobs, out, dpi=40, **RUN)
+    assert [c.key for c in claims] == ["melep", "melep", "robustness_retention",
+                                       "robustness_f1"]
     assert paths == beyond_output_paths(out, melep=True, robustness=True,
                                         kinds=["emg", "lead_dropout"])
     written = sorted(p for p in out.rglob("*") if p.is_file())
@@ -418,19 +423,17 @@ def test_write_beyond_writes_exactly_the_files_output_paths_lists(tmp_path):
     assert "lower is better" in md and "2 of 2 " in md
     pairs = pd.read_csv(paths["robustness_pairs_csv"])
     assert len(pairs) == 6 and (pairs["low"] > 0).all()
-    claims = paths["claims_beyond"].read_text()
-    assert claims.startswith("## Beyond the paper")
-    assert "### Fine-tuned models degrade less under perturbation (beyond the paper)" in claims
-    assert "**Verdict: supported.**" in claims
-    # four (MELEP, Δ) pairs per selection: enough for a verdict either way
-    assert "Over 4 (downstream, architecture, upstream) pairs" in claims
-    assert "### MELEP ranks upstream datasets (beyond the paper) — paper selection" in claims
+    text = paths["claims_beyond"].read_text()
+    assert text.startswith("## Beyond the paper")
+    assert "**Verdict: supported.**" in text
+    for c in claims:
+        assert c.title in text
 
 
 def test_declared_outputs_are_written_with_nothing_to_show_when_there_are_no_results(tmp_path):
     out = tmp_path / "results"
-    paths = write_beyond([], {}, [], out, melep=True, robustness=True, kinds=["emg"], dpi=40,
-                         **BOOT)
+    paths, _ = write_beyond([], {}, [], out, melep=True, robustness=True, kinds=["emg"],
+                            dpi=40, **RUN)
     assert set(paths) == {"melep_csv", "melep_md", "melep_correlations_csv",
                           "melep_ranking_csv", "melep_scatter", "robustness_csv",
                           "robustness_pairs_csv", "robustness_md", "robustness_emg",
@@ -440,8 +443,8 @@ def test_declared_outputs_are_written_with_nothing_to_show_when_there_are_no_res
     assert "Nothing to show" in paths["robustness_md"].read_text()
     assert paths["robustness_emg"].read_bytes().startswith(PNG_MAGIC)
     claims = paths["claims_beyond"].read_text()
-    assert claims.count(f"**Verdict: {NOT_TESTABLE}.**") == 3
-    only_claims = write_beyond([], {}, [], tmp_path / "none", dpi=40, **BOOT)
+    assert claims.count(f"**Verdict: {NOT_TESTABLE}.**") == 4
+    only_claims, _ = write_beyond([], {}, [], tmp_path / "none", dpi=40, **RUN)
     assert list(only_claims) == ["claims_beyond"]
     assert "not part of this run" in only_claims["claims_beyond"].read_text()
 
@@ -451,14 +454,14 @@ def test_a_perturbation_kind_the_rule_did_not_declare_is_an_error_naming_the_fil
     path = _write_robustness(tmp_path / "small.npz", y, _robust_vs_fragile(y))
     with pytest.raises(ValueError, match=rf"{_at(path)}: perturbation kind\(s\) \['lead_dropout'\] "
                                          "are not among the kinds declared"):
-        write_beyond([], {"small": path}, [], tmp_path / "out", kinds=["emg"], dpi=40, **BOOT)
+        write_beyond([], {"small": path}, [], tmp_path / "out", kinds=["emg"], dpi=40, **RUN)
 
 
 def test_the_claims_section_has_an_overview_and_each_claim_with_its_rule():
-    text = claims_section(evaluate_beyond_claims())
+    text = beyond_section([*melep_claims(None, PLAN, SELECTIONS), *robustness_claims(None, PLAN)])
     assert text.splitlines()[0] == "## Beyond the paper"
     assert "| claim | paper selection | validation selection |" in text
-    assert text.count("*Rule:*") == 3
+    assert text.count("*Rule:*") == 4
 
 
 @pytest.mark.parametrize("regime, upstream", [("finetune", "ptbxl"), ("scratch", None)])
