@@ -81,7 +81,7 @@ from ecg_transfer.answer.verdicts import (
 )
 
 #: The plan's defaults (config.yaml ``results:`` as shipped).
-PLAN = Plan(level=0.95, margin_f1=0.02, margin_auroc=0.01, margin_epochs=5,
+PLAN = Plan(level=0.95, margin_f1=0.02, margin_epochs=5,
             margin_retention=0.05, min_test_records=30, min_class_positives=5,
             convergence_tolerance=0.01)
 ALPHA = PLAN.alpha

@@ -44,7 +44,7 @@ from ecg_transfer.metrics import weighted_f1
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("NORM", "MI", "STTC")
 BOOT = {"n_boot": 200, "seed": 0, "level": 0.95}
-PLAN = Plan(level=0.95, margin_f1=0.02, margin_auroc=0.01, margin_epochs=5,
+PLAN = Plan(level=0.95, margin_f1=0.02, margin_epochs=5,
             margin_retention=0.05, min_test_records=30, min_class_positives=5,
             convergence_tolerance=0.01)
 RUN = {"n_boot": 200, "seed": 0, "plan": PLAN}

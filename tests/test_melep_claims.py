@@ -28,7 +28,7 @@ from ecg_transfer.answer.transferability import (
     melep_table,
 )
 
-PLAN = Plan(level=0.95, margin_f1=0.02, margin_auroc=0.01, margin_epochs=5.0,
+PLAN = Plan(level=0.95, margin_f1=0.02, margin_epochs=5.0,
             margin_retention=0.05, min_test_records=30, min_class_positives=5,
             convergence_tolerance=0.01)
 ALPHA = PLAN.alpha

@@ -44,7 +44,7 @@ CLASSES = ("NORM", "MI", "STTC")
 FAMILIES = {"resnet1d18": "CNN", "resnet1d50": "CNN", "lstm": "RNN"}
 ARCHS = ["resnet1d18", "resnet1d50", "lstm"]
 BOOT = {"n_boot": 200, "seed": 0, "level": 0.95}
-PLAN = Plan(level=0.95, margin_f1=0.02, margin_auroc=0.01, margin_epochs=5,
+PLAN = Plan(level=0.95, margin_f1=0.02, margin_epochs=5,
             margin_retention=0.05, min_test_records=30, min_class_positives=5,
             convergence_tolerance=0.01)
 RUN = {"n_boot": 200, "seed": 0, "plan": PLAN}

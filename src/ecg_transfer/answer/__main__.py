@@ -14,7 +14,7 @@ from ecg_transfer.answer import rejudge
 from ecg_transfer.answer.rules import Plan
 
 #: Plan keys settable from the command line: --margin-f1 sets margin_f1, and so on.
-_FLOAT_KEYS = ("level", "margin_f1", "margin_auroc", "margin_epochs", "margin_retention",
+_FLOAT_KEYS = ("level", "margin_f1", "margin_epochs", "margin_retention",
                "convergence_tolerance")
 _INT_KEYS = ("min_test_records", "min_class_positives")
 

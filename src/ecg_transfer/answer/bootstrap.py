@@ -30,6 +30,7 @@ so adding a model to a run leaves every other model's draws unchanged.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
 __all__ = ["Estimate", "ModelInput", "cluster_mean", "holm", "model_replicates",
-           "resample_units", "slope"]
+           "resample_units", "slope", "spread_units"]
 
 #: Bootstrap replicates drawn at once for one test set are capped so that the (replicates x
 #: records) count matrix stays near this many entries (~16 MB as float32).
@@ -223,13 +224,32 @@ def model_replicates(test_sets: Mapping[str, ArrayLike], models: Mapping[Hashabl
     return out
 
 
+def spread_units(values: np.ndarray, axis: int) -> np.ndarray:
+    """``values`` with each unit's deviation from the mean over ``axis`` scaled by
+    sqrt(n / (n - 1)), n the number of units (seeds, architectures).
+
+    Drawing n units with replacement gives their mean a variance of (n - 1) / n times the
+    sample variance over n, not the variance over n that the mean of n fresh units has: with
+    three seeds the seed part of every interval would be a third too narrow in variance, and
+    ``bench/verdicts.py`` measured it (a true Δ of 0 called a gain in 6.7 % of studies at
+    alpha 2.5 %, 1000 test records, 3 seeds). Resampling the rescaled units restores the
+    variance of the mean; one unit is returned as it is.
+    """
+    n = values.shape[axis]
+    if n < 2:
+        return values
+    centre = values.mean(axis=axis, keepdims=True)
+    return centre + (values - centre) * math.sqrt(n / (n - 1))
+
+
 def _seed_mean(reps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, seeds) -> (n_boot,): the mean over seeds drawn with replacement."""
+    """(n_boot, seeds) -> (n_boot,): the mean over seeds drawn with replacement (seed
+    deviations rescaled by :func:`spread_units` within each replicate)."""
     n_boot, n_seeds = reps.shape
     if n_seeds == 1:
         return reps[:, 0]
     draws = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
-    return np.take_along_axis(reps, draws, axis=1).mean(axis=1)
+    return np.take_along_axis(spread_units(reps, 1), draws, axis=1).mean(axis=1)
 
 
 def resample_units(units: Sequence[Estimate], *, seed: int, name: Hashable) -> Estimate:
@@ -237,11 +257,12 @@ def resample_units(units: Sequence[Estimate], *, seed: int, name: Hashable) -> E
     drawn with replacement in each replicate, on top of what each unit's replicates carry.
 
     Used where a claim is about a population the units stand for ("CNNs", not "these three
-    CNNs"): with few units the interval is wide, as it should be.
+    CNNs"): with few units the interval is wide, as it should be. The units' deviations are
+    rescaled as in :func:`spread_units`.
     """
     if not units:
         raise ValueError(f"{name}: no units to resample")
-    reps = np.stack([u.reps for u in units])  # (units, n_boot)
+    reps = spread_units(np.stack([u.reps for u in units]), 0)  # (units, n_boot)
     n_units, n_boot = reps.shape
     draws = _stream(seed, 2, name).integers(0, n_units, size=(n_boot, n_units))
     chosen = reps[draws, np.arange(n_boot)[:, np.newaxis]]

@@ -39,7 +39,7 @@ import pandas as pd
 
 from ecg_transfer.aggregate import _arch_order
 from ecg_transfer.answer import rules
-from ecg_transfer.answer.bootstrap import Estimate
+from ecg_transfer.answer.bootstrap import Estimate, spread_units
 from ecg_transfer.answer.formatting import interval, markdown_table, nothing, num, percent
 from ecg_transfer.answer.runs import THRESHOLD, Run
 from ecg_transfer.answer.stats import (
@@ -352,8 +352,10 @@ class _Group:
     draws: np.ndarray
 
     def mean(self) -> np.ndarray:
-        """Replicate seed means (n_boot, conditions)."""
-        return np.einsum("bs,bsc->bc", self.draws, self.reps) / self.draws.shape[1]
+        """Replicate seed means (n_boot, conditions), seed deviations rescaled as in
+        bootstrap.spread_units."""
+        return (np.einsum("bs,bsc->bc", self.draws, spread_units(self.reps, 1))
+                / self.draws.shape[1])
 
 
 def _set_replicates(rs: RobustnessSet, n_boot: int, rng: np.random.Generator
