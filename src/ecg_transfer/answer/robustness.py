@@ -575,7 +575,7 @@ def _curve_rows(rs: RobustnessSet, groups: Mapping[tuple[str, str, str], _Group]
 
 def _mean_of(rows: Sequence[Mapping[str, object]], n_boot: int, level: float) -> MeanDelta:
     """Mean difference over pair rows, each weighing the same; rows of one downstream set share
-    its record resamples, sets are independent (as in stats.bootstrap_mean_delta)."""
+    its record resamples, sets are independent."""
     low, high = _percentile_interval(np.mean([r["_reps"] for r in rows], axis=0), level)
     return MeanDelta(float(np.mean([r["difference"] for r in rows])), low, high, n_boot, level,
                      len(rows), len({r["downstream"] for r in rows}))
