@@ -30,6 +30,7 @@ from ecg_transfer.answer.tables import (
     compute_tables,
     convergence_markdown,
     convergence_table,
+    family_markdown,
     family_table,
     size_markdown,
     size_table,
@@ -600,3 +601,33 @@ def test_n_train_is_read_from_the_sidecar_when_not_given(tmp_path):
     side.write_text("{}")
     with pytest.raises(ValueError, match=r"model\.json: cannot read records\.train"):
         _sidecar_n_train(side)
+
+
+def test_pairings_where_both_models_failed_to_learn_are_flagged_and_kept_out(
+        tmp_path: Path) -> None:
+    """Both arms at the constant predictor (F1 0 here, constant 0.4): Δ = 0 says nothing about
+    transfer, so the old family mean read it as "RNNs do not transfer"."""
+    jobs = _study(tmp_path)
+    for job in jobs:
+        if job.get("arch") == "lstm" and job["regime"] != "pretrain":
+            with np.load(job["predictions"]) as f:
+                arrays = {k: f[k] for k in f.files}
+            for name in ("paper_probs", "validation_probs"):
+                arrays[name] = np.full_like(arrays[name], 0.1)
+            np.savez_compressed(job["predictions"], **arrays)
+    tables = compute_tables(load_runs(jobs), families=FAMILIES, arch_order=ARCHS, **RUN)
+    transfer = tables.transfer["paper"]
+    assert transfer.loc[transfer["arch"] == "lstm", "failed"].all()
+    assert not transfer.loc[transfer["arch"] != "lstm", "failed"].any()
+    families = tables.families["paper"]
+    assert set(families["family"]) == {"CNN"} and (families["excluded"] == 4).all()
+    assert "4 pairing(s) left out" in family_markdown(families, "paper")
+    assert "(failed)" in transfer_markdown(transfer, "paper")
+
+
+def test_starred_rows_say_whether_they_survive_holm(tables) -> None:
+    df = tables.transfer["paper"]
+    # four clear gains among twelve rows survive; rows whose interval includes 0 never do
+    assert df.loc[df["holm"], "excludes_zero"].all()
+    assert df["holm"].sum() == 4 and (df.loc[df["holm"], "p_value"] < 0.05 / 12).all()
+    assert "4 of 12 row(s) starred; 4 survive Holm's correction" in transfer_markdown(df, "paper")
