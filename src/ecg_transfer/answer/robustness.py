@@ -93,8 +93,9 @@ ROBUSTNESS_COLUMNS = ("downstream", "arch", "regime", "upstream", "kind", "level
 #: scratch_degradation (positive: the fine-tuned model degrades less); ``harshest`` marks each
 #: kind's harshest level, the one the claims read. ``constant_f1``: the best constant
 #: predictor's weighted F1 on the test set; ``*_retention`` = (F1 - constant_f1) /
-#: (clean F1 - constant_f1), NaN where that arm's clean F1 is not above the constant by more
-#: than 1e-9 (no skill to keep); ``retention_defined``: both arms' retention is defined, so is
+#: (clean F1 - constant_f1), NaN where that arm has no demonstrable skill to keep (its clean F1
+#: not above the constant, or the interval of the excess reaching 0: _has_skill);
+#: ``retention_defined``: both arms' retention is defined, so is
 #: the pair's ``retention_difference`` (NaN otherwise) = finetune_retention -
 #: scratch_retention (positive: the fine-tuned model keeps more of its skill);
 #: ``f1_difference`` = finetune_f1 - scratch_f1 at the level; each difference with its interval
@@ -486,6 +487,19 @@ def _pair_name(row: Mapping[str, object]) -> str:
     return f"{row['arch']} from {row['upstream']} on {row['downstream']}"
 
 
+def _has_skill(clean: float, clean_reps: np.ndarray, constant: float,
+               constant_reps: np.ndarray, level: float) -> bool:
+    """Whether an arm has skill to keep: its clean F1 above the constant predictor's, and the
+    interval of that excess (same replicates, same level) above 0. Retention divides by the
+    excess, so an arm whose excess may be 0 gives a ratio without bounds (the demo's first run:
+    an interval of [-3.7e7, +6.7e7]); such arms are left out of the retention claim, counted,
+    and judged by the perturbed-F1 difference only."""
+    if clean - constant <= _AT_CONSTANT:
+        return False
+    low, _ = _percentile_interval(clean_reps - constant_reps, level)
+    return low > 0.0
+
+
 def _retention(f1: np.ndarray, clean: np.ndarray, constant: np.ndarray) -> np.ndarray:
     """(F1 - constant) / (clean F1 - constant), the denominator floored at :data:`_AT_CONSTANT`
     so that a replicate where the arm has no skill left gives an extreme, finite value (a
@@ -516,7 +530,8 @@ def _pair_rows(rs: RobustnessSet, groups: Mapping[tuple[str, str, str], _Group],
         pts_b, pts_a = grp.full.mean(axis=0), scratch.full.mean(axis=0)
         mb, ma = means[arch, regime, upstream], means[arch, "scratch", ""]
         reps = (mb - mb[:, :1]) - (ma - ma[:, :1])
-        skill_b, skill_a = pts_b[0] - const > _AT_CONSTANT, pts_a[0] - const > _AT_CONSTANT
+        skill_b = _has_skill(pts_b[0], mb[:, 0], const, const_reps[:, 0], level)
+        skill_a = _has_skill(pts_a[0], ma[:, 0], const, const_reps[:, 0], level)
         defined = bool(skill_b and skill_a)
         keep_b, keep_a = _retention(pts_b, pts_b[0], const), _retention(pts_a, pts_a[0], const)
         keep_reps = (_retention(mb, mb[:, :1], const_reps)
