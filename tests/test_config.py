@@ -191,3 +191,35 @@ def test_jobs_per_gpu_reaches_the_local_jobs_through_their_environment(tmp_path)
     assert out.returncode == 0, out.stderr + out.stdout
     assert (tmp_path / "seen.txt").read_text().strip() == "3"
     assert "ECG_TRANSFER_JOBS_PER_GPU=2 is overridden" in out.stderr + out.stdout
+
+
+@pytest.mark.parametrize("target", [
+    "results/models/finetune/../../../etc/model.pt",
+    "results/models/scratch/ptb/../../pretrain/ptbxl/gru/seed0/model.pt",
+    "results/models/finetune/ptbxl/ptb/gru/seedx/model.pt",
+])
+def test_keep_model_makes_no_file_outside_a_training_job_folder(tmp_path, target):
+    """The job wildcard of rule keep_model is exactly a fine-tuned or scratch job's folder:
+    a target with '..' or another folder of results/ has no rule to make it, even where the
+    file the '..' leads to exists."""
+    existing = tmp_path / "results/pretrain/ptbxl/gru/seed0/model.pt"
+    existing.parent.mkdir(parents=True)
+    existing.write_bytes(b"weights")
+    out = subprocess.run(
+        [SNAKEMAKE, target, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(tmp_path), "--configfile", str(REPO / "config.yaml")],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert out.returncode != 0 and "MissingRuleException" in out.stdout + out.stderr
+
+
+def test_keep_model_makes_a_training_job_folder_s_model(tmp_path):
+    out = subprocess.run(
+        [SNAKEMAKE, "results/models/finetune/ptbxl/ptb/gru/seed0/model.pt",
+         "results/models/scratch/ptb/gru/seed0/model.pt", "-n", "--quiet", "rules",
+         "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(REPO / "config.yaml")],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert re.search(r"^keep_model\s+2$", out.stdout, re.M)

@@ -3,8 +3,9 @@
 A single-node cluster (munged, MariaDB, slurmdbd, slurmctld, slurmd; two fake GPUs) is started
 on localhost from Debian's packages by tests/slurm/cluster.sh and stopped afterwards, also when
 a test fails. If it cannot start, the test fails with the daemons' logs: a skip would hide
-exactly the breakage this test exists for. Needs root and the packages that `bash run.sh test`
-installs (munge slurm-wlm slurmctld slurmd slurm-client slurmdbd mariadb-server).
+exactly the breakage this test exists for. Needs root and the packages that
+`bash run.sh test --with-slurm` installs (munge slurm-wlm slurmctld slurmd slurm-client slurmdbd
+mariadb-server).
 """
 
 from __future__ import annotations

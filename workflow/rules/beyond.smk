@@ -39,7 +39,9 @@ rule keep_model:
     output:
         "results/models/{job}/model.pt",
     wildcard_constraints:
-        job=r"(finetune|scratch)/[^/]+(/[^/]+)*",
+        # exactly a fine-tuned or scratch job's folder: datasets and architectures of the
+        # config, a numeric seed; no "..", no other folder of results/
+        job=KEPT_JOB,
     localrule: True
     log:
         "logs/keep_model/{job}.log",

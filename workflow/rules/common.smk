@@ -383,6 +383,13 @@ def keep_model_file(checkpoint, kept, log):
     Path(log).write_text(f"{checkpoint} -> {kept} ({how})\n")
 
 
+# The job wildcard of rule keep_model: results/<job>/model.pt of a fine-tuned or scratch model.
+KEPT_JOB = (
+    rf"(finetune/({_alternatives(UPSTREAM)})/({_alternatives(DOWNSTREAM)})"
+    rf"|scratch/({_alternatives(DOWNSTREAM)}))/({_alternatives(ARCHS)})/seed\d+"
+)
+
+
 def kept_model(checkpoint):
     """Where rule keep_model keeps a fine-tuned or scratch model.pt (results/models/...)."""
     return rules.keep_model.output[0].format(
