@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import select
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -35,6 +38,16 @@ def _not_under_slurm(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.delenv(gpu.LOCK_DIR_ENV, raising=False)
     monkeypatch.delenv(gpu.JOBS_PER_GPU_ENV, raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+
+
+@pytest.fixture
+def temp_root(tmp_path, monkeypatch):
+    """A private stand-in for the system temp folder, where the default lock directory lives."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
 
 
 class Holder:
@@ -135,7 +148,7 @@ def test_lock_names_follow_the_physical_devices(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,GPU-ab/12")
     with gpu.claim_device(lock_dir=tmp_path, visible=2) as a:
         assert a == "cuda:0"
-        assert (tmp_path / "gpu2.lock").read_text() == f"{os.getpid()}\n"
+        assert (tmp_path / "gpu2.lock").read_text().split() == [str(os.getpid())]
     with gpu.claim_device(lock_dir=tmp_path, visible=1):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu2.lock"]
@@ -185,3 +198,89 @@ def test_a_killed_job_frees_its_gpu(tmp_path):
     finally:
         for h in holders:
             h.stop()
+
+
+def test_a_new_default_lock_dir_and_its_lock_files_are_private(temp_root):
+    with gpu.claim_device(visible=1) as dev:
+        assert dev == "cuda:0"
+    directory = temp_root / f"ecg-transfer-gpu-locks-{os.getuid()}"
+    assert gpu.default_lock_dir() == directory
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((directory / "gpu0.lock").stat().st_mode) == 0o600
+
+
+def test_xdg_runtime_dir_holds_the_locks_when_set(tmp_path, temp_root, monkeypatch):
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    assert gpu.default_lock_dir() == run / "ecg-transfer-gpu-locks"
+    with gpu.claim_device(visible=1) as dev:
+        assert dev == "cuda:0"
+        assert (run / "ecg-transfer-gpu-locks" / "gpu0.lock").is_file()
+    assert list(temp_root.iterdir()) == []
+
+
+def test_a_missing_xdg_runtime_dir_falls_back_to_the_temp_folder(tmp_path, temp_root,
+                                                                 monkeypatch):
+    # e.g. a job still running after the login session ended and systemd removed /run/user/<uid>
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "gone"))
+    assert gpu.default_lock_dir() == temp_root / f"ecg-transfer-gpu-locks-{os.getuid()}"
+
+
+def test_a_symlink_planted_as_a_lock_file_is_refused_and_its_target_untouched(tmp_path):
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    victim = tmp_path / "thesis.tex"
+    victim.write_text("three years of work\n")
+    (locks / "gpu0.lock").symlink_to(victim)
+    with pytest.raises(RuntimeError, match=r"gpu0\.lock.*symbolic link"), \
+            gpu.claim_device(lock_dir=locks, visible=1):
+        pass
+    assert victim.read_text() == "three years of work\n"
+
+
+def _writable_by_others(path):
+    path.mkdir()
+    path.chmod(0o777)
+
+
+def _a_symlink(path):
+    elsewhere = path.parent / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    path.symlink_to(elsewhere)
+
+
+def _a_file(path):
+    path.write_text("")
+
+
+@pytest.mark.parametrize(("plant", "problem"), [
+    (_writable_by_others, "writable by others"),
+    (_a_symlink, "symbolic link"),
+    (_a_file, "not a directory"),
+])
+def test_a_default_lock_dir_someone_could_have_planted_is_refused(temp_root, plant, problem):
+    directory = temp_root / f"ecg-transfer-gpu-locks-{os.getuid()}"
+    plant(directory)
+    with pytest.raises(RuntimeError, match=problem) as refused, \
+            gpu.claim_device(visible=1):
+        pass
+    assert str(directory) in str(refused.value)
+    assert "XDG_RUNTIME_DIR" in str(refused.value)
+
+
+def test_a_default_lock_dir_owned_by_another_user_is_refused(temp_root):
+    if os.getuid() != 0:
+        pytest.skip("needs root to give a folder to another user")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' on this machine")
+    directory = temp_root / f"ecg-transfer-gpu-locks-{os.getuid()}"
+    directory.mkdir(mode=0o755)
+    os.chown(directory, nobody.pw_uid, nobody.pw_gid)
+    with pytest.raises(RuntimeError, match="owned by") as refused, \
+            gpu.claim_device(visible=1):
+        pass
+    assert str(directory) in str(refused.value)
+    assert list(directory.iterdir()) == []

@@ -9,6 +9,13 @@ never leaves a stale claim behind, and no lock file ever needs cleaning up.
 
 Under SLURM the scheduler has already chosen: it sets ``CUDA_VISIBLE_DEVICES`` to the job's own
 GPUs, and the first of them is ``cuda:0`` inside the job.
+
+The default lock directory must be this user's alone: in a folder another user can write, a
+planted symlink would make a job write through it to one of its owner's files, and a lock held
+by someone else would make the jobs wait forever (issue 19). Hence ``$XDG_RUNTIME_DIR`` where
+set, else a folder of mode 0700 in the system temp folder that is refused unless it is a real
+directory owned by this user and writable by no one else; lock files are opened without
+following symlinks.
 """
 
 from __future__ import annotations
@@ -17,16 +24,17 @@ import fcntl
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
 log = logging.getLogger(__name__)
 
 #: Environment variable naming the lock directory; all jobs that share GPUs must agree on it.
+#: Used as given: keeping others from writing to it is then up to whoever set it.
 LOCK_DIR_ENV = "ECG_TRANSFER_GPU_LOCKS"
 #: Environment variable: how many jobs may share one GPU (default 1). The study's models are
 #: small; one job alone leaves a GPU partly idle between its kernel launches (bench/README.md).
@@ -48,16 +56,88 @@ def jobs_per_gpu_from_env() -> int:
     return value
 
 
+def _xdg_runtime_dir() -> Path | None:
+    """``$XDG_RUNTIME_DIR`` when it is usable: a directory of this user's, writable by no one else.
+
+    Not usable, e.g., after ``su`` (another user's) or once the login session has ended and
+    systemd has removed it; the temp folder serves then.
+    """
+    raw = os.environ.get("XDG_RUNTIME_DIR")
+    if not raw or not os.path.isabs(raw):
+        return None
+    try:
+        st = os.stat(raw)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        return None
+    return Path(raw)
+
+
 def default_lock_dir() -> Path:
     """The lock directory shared by all of this user's jobs on this machine.
 
     Not relative to the working directory: concurrent Snakemake runs (or jobs with a
-    ``shadow:`` directory) have different ones but share the same GPUs.
+    ``shadow:`` directory) have different ones but share the same GPUs. ``$XDG_RUNTIME_DIR``
+    first: it is private to the user by design; else a per-user folder in the temp folder,
+    which :func:`_private_lock_dir` checks, since anyone may have created it there first.
     """
     env = os.environ.get(LOCK_DIR_ENV)
     if env:
         return Path(env)
+    runtime = _xdg_runtime_dir()
+    if runtime is not None:
+        return runtime / "ecg-transfer-gpu-locks"
     return Path(tempfile.gettempdir()) / f"ecg-transfer-gpu-locks-{os.getuid()}"
+
+
+def _refuse_lock_dir(directory: Path, problem: str) -> RuntimeError:
+    return RuntimeError(
+        f"{directory}: refusing to use it as the GPU lock directory: {problem}. Another user may "
+        "have created it to interfere with your jobs. Remove it if it is yours, or set "
+        f"XDG_RUNTIME_DIR (or {LOCK_DIR_ENV}) to a directory only you can write"
+    )
+
+
+def _private_lock_dir(directory: Path) -> None:
+    """Create ``directory`` with mode 0700, or accept an existing one only if it is private.
+
+    ``lstat``, not ``stat``: a symlink is refused whatever it points to, since whoever made it
+    can point it elsewhere later.
+    """
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise OSError(
+            f"{directory}: cannot create the GPU lock directory ({e}); set XDG_RUNTIME_DIR or "
+            f"{LOCK_DIR_ENV} to a directory only you can write"
+        ) from e
+    else:
+        os.chmod(directory, 0o700)  # the umask may have narrowed it further; nothing widens it
+    st = os.lstat(directory)
+    if stat.S_ISLNK(st.st_mode):
+        raise _refuse_lock_dir(directory, "it is a symbolic link")
+    if not stat.S_ISDIR(st.st_mode):
+        raise _refuse_lock_dir(directory, "it is not a directory")
+    if st.st_uid != os.getuid():
+        raise _refuse_lock_dir(
+            directory, f"it is owned by uid {st.st_uid}, not by you (uid {os.getuid()})")
+    if st.st_mode & 0o022:
+        raise _refuse_lock_dir(
+            directory, f"it is writable by others (mode {stat.S_IMODE(st.st_mode):04o})")
+
+
+def _shared_lock_dir(directory: Path) -> None:
+    """Create a lock directory the user named; whom it is shared with is the user's choice."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(
+            f"{directory}: cannot create the GPU lock directory ({e}); set {LOCK_DIR_ENV} to a "
+            "writable directory shared by the jobs"
+        ) from e
 
 
 def _visible_names(n: int) -> list[str]:
@@ -75,23 +155,39 @@ def _visible_names(n: int) -> list[str]:
     return [str(i) for i in range(n)]
 
 
-def _try_lock(path: Path) -> IO[str] | None:
-    """Open and exclusively lock ``path`` without blocking; None when another process holds it."""
-    f = open(path, "a+")  # noqa: SIM115 -- the open file *is* the claim; closed on release
+#: Width of the holder's pid in a lock file: every holder overwrites all of the previous one's
+#: bytes, so the file never needs truncating.
+_PID_WIDTH = 10
+
+
+def _try_lock(path: Path) -> int | None:
+    """Open and exclusively lock ``path`` without blocking; its descriptor, or None when another
+    process holds it.
+
+    ``O_NOFOLLOW``: a symlink planted in place of the lock file is refused, not written through.
+    """
     try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if os.path.islink(path):
+            raise RuntimeError(
+                f"{path}: the GPU lock file is a symbolic link; refusing to follow it (another "
+                "user may have planted it). Remove it, and check what it points to"
+            ) from e
+        raise OSError(f"{path}: cannot open the GPU lock file ({e})") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RuntimeError(f"{path}: the GPU lock file is not a regular file; remove it")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        f.close()
+        os.close(fd)
         return None
     except BaseException:
-        f.close()
+        os.close(fd)
         raise
     # Who holds it, for a person looking at the lock directory; never read by the code.
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return f
+    os.pwrite(fd, f"{os.getpid():<{_PID_WIDTH}}\n".encode(), 0)
+    return fd
 
 
 @contextmanager
@@ -116,6 +212,10 @@ def claim_device(
       ``gpu<name>.1.lock`` ... ; jobs fill every GPU's first slot before any second one. While
       all slots are taken, wait, trying again every ``poll_seconds``.
     - no GPU: ``"cpu"``.
+
+    ``lock_dir`` (or ``$ECG_TRANSFER_GPU_LOCKS``) is used as given, so that jobs may share it
+    as the user chooses; without either, :func:`default_lock_dir`, which must be private to this
+    user (a :class:`RuntimeError` names it otherwise).
 
     The claim is released when the block ends, also by an exception, and by the kernel when the
     process dies.
@@ -145,14 +245,12 @@ def claim_device(
         log.info("device cpu: no GPU visible")
         yield "cpu"
         return
-    directory = Path(lock_dir) if lock_dir is not None else default_lock_dir()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OSError(
-            f"{directory}: cannot create the GPU lock directory ({e}); set {LOCK_DIR_ENV} to a "
-            "writable directory shared by the jobs"
-        ) from e
+    if lock_dir is not None or os.environ.get(LOCK_DIR_ENV):
+        directory = Path(lock_dir) if lock_dir is not None else default_lock_dir()
+        _shared_lock_dir(directory)
+    else:
+        directory = default_lock_dir()
+        _private_lock_dir(directory)
     per_gpu = jobs_per_gpu_from_env() if jobs_per_gpu is None else jobs_per_gpu
     if per_gpu < 1:
         raise ValueError(f"jobs_per_gpu={per_gpu}: expected a positive integer")
@@ -163,8 +261,8 @@ def claim_device(
     waited_since: float | None = None
     while True:
         for i, k, path in slots:
-            handle = _try_lock(path)
-            if handle is None:
+            fd = _try_lock(path)
+            if fd is None:
                 continue
             device = f"cuda:{i}"
             waited = "" if waited_since is None else (
@@ -174,8 +272,8 @@ def claim_device(
             try:
                 yield device
             finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-                handle.close()
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
                 log.info("device %s: released (%s)", device, path)
             return
         if waited_since is None:
