@@ -1,13 +1,20 @@
-"""Downloads over real HTTP (127.0.0.1): checksums, atomicity, resume, safe extraction."""
+"""Downloads over real HTTP (127.0.0.1): checksums, atomicity, resume, safe extraction, and
+servers that answer with the wrong thing (a web page, another offset, another version)."""
 
 from __future__ import annotations
 
 import hashlib
+import http.server
 import io
 import logging
 import multiprocessing
+import ssl
 import tarfile
+import threading
+import urllib.request
 import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -144,27 +151,36 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_first_download_is_recorded_in_lock_then_verified(file_server, tmp_path):
-    data = _payload(100_000)
+def _archive(tag: bytes = b"", n: int = 100_000) -> bytes:
+    return _zip_with({"top/x.dat": tag + _payload(n)})
+
+
+def test_first_download_is_recorded_in_lock_once_extracted_then_verified(file_server, tmp_path):
+    data = _archive()
     (file_server.root / "d.zip").write_bytes(data)
     lock = tmp_path / "checksums.lock.yaml"
     url = file_server.url("d.zip")
     download.fetch(url, tmp_path / "a1", lock=lock, dataset="ptb")
+    assert not lock.exists()  # nothing has checked the bytes yet
+    download.extract(tmp_path / "a1", tmp_path / "raw")
+    assert not (tmp_path / f"a1{download.PENDING_PIN_SUFFIX}").exists()
     entry = yaml.safe_load(lock.read_text())["ptb"]
     assert entry["url"] == url and entry["sha256"] == _sha(data)
     assert entry["bytes"] == len(data) and entry["recorded"].startswith("20")
     before = lock.read_text()
     download.fetch(url, tmp_path / "a2", lock=lock, dataset="ptb")  # same bytes: verified
     assert (tmp_path / "a2").read_bytes() == data
+    assert not (tmp_path / f"a2{download.PENDING_PIN_SUFFIX}").exists()
     assert lock.read_text() == before
 
 
 def test_changed_source_is_checksum_error_naming_url_lock_and_hashes(file_server, tmp_path):
-    old, new = _payload(50_000), b"changed" + _payload(50_000)
+    old, new = _archive(n=50_000), _archive(b"changed", n=50_000)
     (file_server.root / "d.zip").write_bytes(old)
     lock = tmp_path / "checksums.lock.yaml"
     url = file_server.url("d.zip")
     download.fetch(url, tmp_path / "a1", lock=lock, dataset="ptb")
+    download.extract(tmp_path / "a1", tmp_path / "raw")
     before = lock.read_text()
     (file_server.root / "d.zip").write_bytes(new)
     with pytest.raises(download.ChecksumError) as e:
@@ -177,13 +193,15 @@ def test_changed_source_is_checksum_error_naming_url_lock_and_hashes(file_server
 
 
 def test_url_change_is_a_new_entry_not_a_mismatch(file_server, tmp_path, caplog):
-    (file_server.root / "v1.zip").write_bytes(b"one")
-    (file_server.root / "v2.zip").write_bytes(b"two")
+    one, two = _archive(b"one", n=1000), _archive(b"two", n=1000)
+    (file_server.root / "v1.zip").write_bytes(one)
+    (file_server.root / "v2.zip").write_bytes(two)
     lock = tmp_path / "checksums.lock.yaml"
-    download.fetch(file_server.url("v1.zip"), tmp_path / "a", lock=lock, dataset="ptb")
-    download.fetch(file_server.url("v2.zip"), tmp_path / "a", lock=lock, dataset="ptb")
+    for name in ("v1.zip", "v2.zip"):
+        download.fetch(file_server.url(name), tmp_path / "a", lock=lock, dataset="ptb")
+        download.extract(tmp_path / "a", tmp_path / "raw")
     entry = yaml.safe_load(lock.read_text())["ptb"]
-    assert entry["url"] == file_server.url("v2.zip") and entry["sha256"] == _sha(b"two")
+    assert entry["url"] == file_server.url("v2.zip") and entry["sha256"] == _sha(two)
     assert "url of 'ptb' changed" in caplog.text
 
 
@@ -279,3 +297,263 @@ def test_retry_backs_off_and_resumes_with_progress(file_server, tmp_path, monkey
     assert "failed" in caplog.text and "retrying in 3 s" in caplog.text
     assert ", resuming" in caplog.text  # the second attempt starts from the partial file
     assert (tmp_path / "r").read_bytes() == data
+
+
+# Hostile servers: each test scripts the answers a real server has given, one per request.
+
+Answer = Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+@dataclass
+class ScriptedServer:
+    """Answers the n-th request for a name with ``script[name][n]`` (the last answer repeats);
+    ``requests`` records each request's name and headers."""
+
+    script: dict[str, list[Answer]] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    port: int = 0
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def sent(self, name: str, header: str) -> list[str | None]:
+        return [headers.get(header) for n, headers in self.requests if n == name]
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedServer]:
+    server = ScriptedServer()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            name = self.path.lstrip("/")
+            seen = sum(n == name for n, _ in server.requests)
+            server.requests.append((name, dict(self.headers)))
+            answers = server.script[name]
+            answers[min(seen, len(answers) - 1)](self)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield server
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _respond(h: http.server.BaseHTTPRequestHandler, status: int, body: bytes,
+             headers: dict[str, str], cut: int | None = None) -> None:
+    h.send_response(status)
+    for key, value in headers.items():
+        h.send_header(key, value)
+    h.end_headers()
+    h.wfile.write(body if cut is None else body[:cut])
+    h.wfile.flush()
+    h.close_connection = True
+
+
+def _serve(data: bytes, *, cut: int | None = None, validators: dict[str, str] | None = None,
+           content_type: str = "application/zip", length: bool = True,
+           ranges: bool = True) -> Answer:
+    """A correct server: Range honoured (unless not ``ranges``), If-Range compared with
+    ``validators``, 416 past the end with the size; ``cut`` drops the connection after that many
+    bytes of the body."""
+    validators = validators or {}
+
+    def answer(h: http.server.BaseHTTPRequestHandler) -> None:
+        headers = {"Content-Type": content_type, **validators}
+        rng, if_range = h.headers.get("Range"), h.headers.get("If-Range")
+        if ranges and rng and (if_range is None or if_range in validators.values()):
+            start = int(rng.split("=")[1].rstrip("-"))
+            if start >= len(data):
+                _respond(h, 416, b"", {"Content-Range": f"bytes */{len(data)}",
+                                       "Content-Length": "0"})
+                return
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+            _respond(h, 206, data[start:], {**headers, "Content-Length": str(len(data) - start)},
+                     cut)
+            return
+        if length:
+            headers["Content-Length"] = str(len(data))
+        _respond(h, 200, data, headers, cut)
+
+    return answer
+
+
+def _part_from(data: bytes, start: int) -> Answer:
+    """A 206 that starts at ``start`` whatever was asked for."""
+    def answer(h: http.server.BaseHTTPRequestHandler) -> None:
+        _respond(h, 206, data[start:], {
+            "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}",
+            "Content-Length": str(len(data) - start), "Content-Type": "application/zip"})
+
+    return answer
+
+
+def _chunked_cut(data: bytes, cut: int) -> Answer:
+    """A chunked 200 whose one chunk announces all of ``data`` and stops after ``cut`` bytes:
+    http.client raises IncompleteRead."""
+    def answer(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.protocol_version = "HTTP/1.1"
+        h.send_response(200)
+        h.send_header("Transfer-Encoding", "chunked")
+        h.send_header("Content-Type", "application/zip")
+        h.end_headers()
+        h.wfile.write(f"{len(data):x}\r\n".encode() + data[:cut])
+        h.wfile.flush()
+        h.close_connection = True
+
+    return answer
+
+
+def _leaves_nothing(tmp_path: Path, lock: Path) -> None:
+    assert not lock.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "checksums.lock.yaml") == []
+
+
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/xhtml+xml"])
+def test_a_web_page_instead_of_the_archive_is_refused_naming_the_url(scripted, tmp_path,
+                                                                   content_type):
+    scripted.script["d.zip"] = [_serve(b"<html>Please log in</html>", content_type=content_type)]
+    lock = tmp_path / "checksums.lock.yaml"
+    url = scripted.url("d.zip")
+    with pytest.raises(download.DownloadError, match="web page") as e:
+        download.fetch(url, tmp_path / "a", lock=lock, dataset="ptb", backoff=0)
+    assert url in str(e.value)
+    assert len(scripted.requests) == 1  # not a transient failure: no retries
+    _leaves_nothing(tmp_path, lock)
+
+
+def test_a_web_page_answering_a_resume_discards_the_partial_file(scripted, tmp_path):
+    data = _archive(n=300_000)
+    scripted.script["d.zip"] = [_serve(data, cut=100_000),
+                                _serve(b"<html>maintenance</html>",
+                                       content_type="text/html", ranges=False)]
+    lock = tmp_path / "checksums.lock.yaml"
+    with pytest.raises(download.DownloadError, match="web page"):
+        download.fetch(scripted.url("d.zip"), tmp_path / "a", lock=lock, dataset="ptb",
+                       backoff=0)
+    assert scripted.sent("d.zip", "Range") == [None, "bytes=100000-"]
+    _leaves_nothing(tmp_path, lock)
+
+
+def test_a_part_from_another_offset_is_not_spliced_but_restarted(scripted, tmp_path):
+    data = _archive(n=300_000)
+    scripted.script["d.zip"] = [_serve(data, cut=100_000), _part_from(data, 0), _serve(data)]
+    lock = tmp_path / "checksums.lock.yaml"
+    download.fetch(scripted.url("d.zip"), tmp_path / "a", lock=lock, dataset="ptb", backoff=0)
+    assert (tmp_path / "a").read_bytes() == data
+    assert scripted.sent("d.zip", "Range") == [None, "bytes=100000-", None]
+
+
+def test_a_stale_longer_partial_file_and_a_416_restart_the_download(scripted, tmp_path):
+    old, new = _archive(b"old", n=300_000), _archive(b"new", n=100_000)
+    lock = tmp_path / "checksums.lock.yaml"
+    url = scripted.url("d.zip")
+    scripted.script["d.zip"] = [_serve(old, cut=200_000)]
+    with pytest.raises(download.DownloadError, match="connection closed at 200000"):
+        download.fetch(url, tmp_path / "a", lock=lock, dataset="ptb", retries=0)
+    assert (tmp_path / "a.part").stat().st_size == 200_000 > len(new)
+    scripted.script["d.zip"] = [_serve(new)]  # the source now holds a shorter file
+    download.fetch(url, tmp_path / "a", lock=lock, dataset="ptb", backoff=0)
+    assert (tmp_path / "a").read_bytes() == new
+    assert scripted.sent("d.zip", "Range") == [None, "bytes=200000-", None]
+    download.extract(tmp_path / "a", tmp_path / "raw")
+    assert download.read_lock(lock)["ptb"]["sha256"] == _sha(new)
+
+
+def test_a_416_to_a_complete_partial_file_finishes_it(scripted, tmp_path):
+    data = _archive(n=100_000)
+    url = scripted.url("d.zip")
+    scripted.script["d.zip"] = [_serve(data, cut=len(data) - 1)]
+    with pytest.raises(download.DownloadError):
+        download.fetch(url, tmp_path / "a", retries=0)
+    (tmp_path / "a.part").open("ab").write(data[-1:])  # the last byte came before the kill
+    scripted.script["d.zip"] = [_serve(data)]
+    download.fetch(url, tmp_path / "a", sha256=_sha(data))
+    assert scripted.sent("d.zip", "Range")[-1] == f"bytes={len(data)}-"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+@pytest.mark.parametrize("validator", [{"ETag": '"v1"'},
+                                       {"Last-Modified": "Tue, 01 Dec 2026 10:00:00 GMT"}])
+def test_a_file_changed_between_attempts_is_downloaded_anew_not_spliced(scripted, tmp_path,
+                                                                         validator):
+    old, new = _archive(b"AAA", n=300_000), _archive(b"BBB", n=300_000)
+    assert len(old) == len(new)  # only If-Range can tell them apart
+    url = scripted.url("d.zip")
+    scripted.script["d.zip"] = [_serve(old, cut=100_000, validators=validator)]
+    with pytest.raises(download.DownloadError):
+        download.fetch(url, tmp_path / "a", retries=0)
+    changed = {key: "changed" for key in validator}
+    scripted.script["d.zip"] = [_serve(new, validators=changed)]
+    download.fetch(url, tmp_path / "a")
+    assert (tmp_path / "a").read_bytes() == new
+    assert scripted.sent("d.zip", "If-Range") == [None, *validator.values()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_an_unchanged_file_resumes_under_if_range(scripted, tmp_path):
+    data = _archive(n=300_000)
+    scripted.script["d.zip"] = [_serve(data, cut=100_000, validators={"ETag": '"v1"'}),
+                                _serve(data, validators={"ETag": '"v1"'})]
+    download.fetch(scripted.url("d.zip"), tmp_path / "a", backoff=0)
+    assert (tmp_path / "a").read_bytes() == data
+    assert scripted.sent("d.zip", "Range") == [None, "bytes=100000-"]
+    assert scripted.sent("d.zip", "If-Range") == [None, '"v1"']
+
+
+def test_an_incomplete_chunked_read_is_retried_and_resumed(scripted, tmp_path):
+    data = _archive(n=3_000_000)
+    scripted.script["d.zip"] = [_chunked_cut(data, 1_500_000), _serve(data)]
+    download.fetch(scripted.url("d.zip"), tmp_path / "a", sha256=_sha(data), backoff=0)
+    assert (tmp_path / "a").read_bytes() == data
+    assert scripted.sent("d.zip", "Range")[1] is not None
+
+
+def test_an_ssl_eof_mid_transfer_is_retried(file_server, tmp_path, monkeypatch):
+    data = _payload()
+    (file_server.root / "d.zip").write_bytes(data)
+    real_urlopen, opened = urllib.request.urlopen, []
+
+    def eof(*args):
+        raise ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+
+    def urlopen(*args, **kwargs):
+        response = real_urlopen(*args, **kwargs)
+        if not opened:
+            response.read = eof
+        opened.append(response)
+        return response
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    download.fetch(file_server.url("d.zip"), tmp_path / "a", sha256=_sha(data), backoff=0)
+    assert len(opened) == 2 and (tmp_path / "a").read_bytes() == data
+
+
+def test_a_cut_transfer_without_length_fails_to_extract_and_is_never_pinned(scripted, tmp_path):
+    data = _archive(n=300_000)
+    scripted.script["d.zip"] = [_serve(data, cut=len(data) // 2, length=False)]
+    lock = tmp_path / "checksums.lock.yaml"
+    download.fetch(scripted.url("d.zip"), tmp_path / "a", lock=lock, dataset="ptb")
+    assert not lock.exists()  # the cut cannot be seen in HTTP; the archive must prove itself
+    with pytest.raises(ValueError, match=r"delete .*a and rerun"):
+        download.extract(tmp_path / "a", tmp_path / "raw")
+    assert not lock.exists() and not (tmp_path / "raw").exists()
+    scripted.script["d.zip"] = [_serve(data)]  # the rerun the message asks for
+    (tmp_path / "a").unlink()
+    download.fetch(scripted.url("d.zip"), tmp_path / "a", lock=lock, dataset="ptb")
+    download.extract(tmp_path / "a", tmp_path / "raw")
+    assert download.read_lock(lock)["ptb"]["sha256"] == _sha(data)
+
+
+def test_a_cut_transfer_that_runs_out_of_retries_is_never_pinned(scripted, tmp_path):
+    data = _archive(n=300_000)
+    scripted.script["d.zip"] = [_serve(data, cut=1000)]
+    lock = tmp_path / "checksums.lock.yaml"
+    with pytest.raises(download.DownloadError, match="failed after 2 attempts"):
+        download.fetch(scripted.url("d.zip"), tmp_path / "a", lock=lock, dataset="ptb",
+                       retries=1, backoff=0)
+    assert not lock.exists() and not (tmp_path / "a").exists()

@@ -3,11 +3,14 @@
 Every dataset (real or demo) goes through :func:`fetch` and :func:`extract`, so the demo exercises
 the same code path as the real study: ``http(s)://`` and ``file:`` URLs, checksum verification
 before anything downstream can see the file, atomic placement under the final name, resumption of
-interrupted HTTP downloads with ``Range`` requests, and retries with back-off.
+interrupted HTTP downloads with ``Range`` requests (spliced only onto the same version of the
+file), and retries with back-off.
 
 Where a source publishes no checksum, the SHA-256 of the first download is recorded in a lock file
 (:data:`LOCK_FILE`, beside the config) and every later download is verified against it, so a
-source that silently changes, or a corrupted transfer, cannot slip into the study unnoticed.
+source that silently changes, or a corrupted transfer, cannot slip into the study unnoticed. The
+first download is recorded only once :func:`extract` has unpacked it: a web page served instead
+of the archive, or a transfer cut short, must fail there rather than become the reference.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ from __future__ import annotations
 import datetime
 import fcntl
 import hashlib
+import http.client
+import json
 import logging
 import os
+import re
 import shutil
+import ssl
 import tarfile
 import time
 import urllib.error
@@ -26,7 +33,9 @@ import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from email.message import Message
 from pathlib import Path
+from typing import BinaryIO
 
 import yaml
 
@@ -41,6 +50,8 @@ HASHES = ("md5", "sha256")
 Progress = Callable[[int, int | None, bool], None]
 LOCK_FILE = "checksums.lock.yaml"
 LOCK_FIELDS = ("url", "sha256", "bytes", "recorded")
+# beside a downloaded archive whose SHA-256 extract() is to record in the lock file
+PENDING_PIN_SUFFIX = ".pin-pending.json"
 
 
 class ChecksumError(RuntimeError):
@@ -108,11 +119,15 @@ def fetch(
 
     Bytes are written to ``dest.part`` first; an interrupted HTTP download resumes from there on
     the next call (``Range`` request). Only after the checksums match is the file renamed to
-    ``dest``; on a mismatch the partial file is deleted, so a rerun starts clean.
+    ``dest``; on a mismatch the partial file is deleted, so a rerun starts clean. A server that
+    answers with a web page (``text/html``) is refused outright, keeping nothing.
 
     With neither ``md5`` nor ``sha256`` but a ``lock`` file, a remote download is checked against
-    the SHA-256 recorded there for ``dataset`` (see :func:`check_or_record`). ``file:`` URLs are
-    not pinned: a local file is under the user's control, and the demo mirror is rebuilt by the
+    the SHA-256 recorded there for ``dataset`` (see :func:`check_or_record`). Where nothing is
+    recorded yet, nothing is recorded here either: the first download has not been checked by
+    anything, so ``fetch`` leaves a note beside ``dest`` (:data:`PENDING_PIN_SUFFIX`) and
+    :func:`extract` records the SHA-256 once the archive has unpacked. ``file:`` URLs are not
+    pinned: a local file is under the user's control, and the demo mirror is rebuilt by the
     workflow whenever its settings change.
 
     ``progress`` is called with (bytes so far, total or None, whether an attempt starts) when
@@ -124,11 +139,13 @@ def fetch(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    pending = _pending_pin_file(dest)
+    pending.unlink(missing_ok=True)  # a note about an earlier download says nothing about this one
     src = local_path(url)
     if src is not None:
         if not src.is_file():
             raise DownloadError(f"{url}: no such file {src}")
-        part.unlink(missing_ok=True)
+        _discard(part)
         link_or_copy(src, part)  # a local file: no second copy where the file system allows
     elif urllib.parse.urlparse(url).scheme in ("http", "https"):
         _http_download(url, part, retries=retries, backoff=backoff, timeout=timeout,
@@ -137,7 +154,12 @@ def fetch(
         raise ValueError(f"unsupported URL {url!r}: expected http://, https:// or file:")
     try:
         if md5 is None and sha256 is None and lock is not None and src is None:
-            check_or_record(lock, str(dataset), url, part)
+            if _is_pinned(lock, str(dataset), url):
+                check_or_record(lock, str(dataset), url, part)
+            else:
+                _write_pending_pin(pending, lock, str(dataset), url)
+                log.info("%s: no checksum recorded for '%s' yet; it is recorded in %s once the "
+                         "archive has been extracted", url, dataset, lock)
         elif md5 is None and sha256 is None:
             log.warning("%s: no checksum in the config and no lock file: not verified", url)
         else:
@@ -145,10 +167,37 @@ def fetch(
             log.info("%s: %s verified", url, " and ".join(
                 name for name, value in (("md5", md5), ("sha256", sha256)) if value))
     except ChecksumError:
-        part.unlink(missing_ok=True)
+        _discard(part)
         raise
     os.replace(part, dest)
+    _resume_file(part).unlink(missing_ok=True)
     return dest
+
+
+def _is_pinned(lock: str | os.PathLike, dataset: str, url: str) -> bool:
+    entry = read_lock(lock).get(dataset)
+    return entry is not None and entry["url"] == url
+
+
+def _write_pending_pin(note: Path, lock: str | os.PathLike, dataset: str, url: str) -> None:
+    with atomic_path(note) as tmp:
+        tmp.write_text(json.dumps({"lock": os.path.abspath(lock), "dataset": dataset,
+                                   "url": url}) + "\n")
+
+
+def _record_pending_pin(archive: Path) -> None:
+    """Record the SHA-256 of an archive that :func:`fetch` left unpinned, now that it unpacked."""
+    note = _pending_pin_file(archive)
+    if not note.exists():
+        return
+    try:
+        pin = json.loads(note.read_text())
+        lock, dataset, url = pin["lock"], pin["dataset"], pin["url"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{note}: expected JSON with 'lock', 'dataset' and 'url' ({e!r}); "
+                         "delete it and the archive beside it, and download again") from e
+    check_or_record(lock, dataset, url, archive)
+    note.unlink()
 
 
 def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> str:
@@ -163,6 +212,68 @@ def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> str:
         return "copy"
 
 
+def _resume_file(part: Path) -> Path:
+    """Where the version of the file that ``part`` holds is noted (URL, ETag, Last-Modified,
+    total size), so a resumed transfer is spliced onto bytes of the same version only."""
+    return part.with_name(part.name + ".json")
+
+
+def _pending_pin_file(archive: Path) -> Path:
+    """Beside an archive that still has to be pinned in the lock file: which lock, dataset and
+    URL; :func:`extract` records the pin once the archive has unpacked."""
+    return archive.with_name(archive.name + PENDING_PIN_SUFFIX)
+
+
+def _discard(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _resume_file(part).unlink(missing_ok=True)
+
+
+def _read_resume(part: Path, url: str) -> dict | None:
+    """What is known of the version in ``part``; None when nothing (or another URL's) is."""
+    try:
+        state = json.loads(_resume_file(part).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("url") != url:
+        return None
+    return state
+
+
+def _write_resume(part: Path, url: str, headers: Message, total: int | None) -> None:
+    etag = headers.get("ETag")
+    if etag is not None and etag.startswith("W/"):
+        etag = None  # a weak ETag must not be sent in If-Range (RFC 9110, 13.1.5)
+    state = {"url": url, "etag": etag, "last_modified": headers.get("Last-Modified"),
+             "total": total}
+    _resume_file(part).write_text(json.dumps(state) + "\n")
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total size) of a Content-Range header such as ``bytes 100-199/1000`` or
+    ``bytes */1000``; None for a part that is absent, ``*`` or malformed."""
+    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value or "")
+    if match is None:
+        return None, None
+    start, total = match.groups()
+    return (int(start) if start is not None else None,
+            int(total) if total not in (None, "*") else None)
+
+
+class _StalePartError(Exception):
+    """The partial file cannot be continued (another version, another offset, wrong size):
+    discard it and download from the first byte."""
+
+
+class _CutShortError(Exception):
+    """The connection ended before the bytes the server announced had arrived."""
+
+
+# Failures that another attempt may not meet: the network, the server's load, a cut transfer.
+_TRANSIENT = (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException,
+              ssl.SSLError, _CutShortError)
+
+
 def _http_download(
     url: str,
     part: Path,
@@ -173,49 +284,132 @@ def _http_download(
     progress: Progress | None,
     progress_every: float = 10.0,
 ) -> None:
-    """Stream ``url`` into ``part``, resuming from its current size; retry transient failures."""
-    last_error: Exception | None = None
-    for attempt in range(retries + 1):
+    """Stream ``url`` into ``part``, resuming from its current size; retry transient failures.
+
+    Bytes are appended to a partial file only when the server shows that they continue it: the
+    answer is a 206 whose Content-Range starts where the file ends, for the version noted beside
+    it (If-Range with its ETag or Last-Modified, or the same total size where the server gives
+    neither). Anything else discards the partial file and starts from the first byte, so two
+    versions of a file are never spliced into one.
+    """
+    failures = 0
+    while True:
         have = part.stat().st_size if part.exists() else 0
-        request = urllib.request.Request(url, headers={"User-Agent": "ecg-transfer"})
-        if have:
-            request.add_header("Range", f"bytes={have}-")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                if have and response.status != 206:
-                    have = 0  # the server ignored Range: start over
-                length = response.headers.get("Content-Length")
-                total = have + int(length) if length is not None else None
-                with open(part, "ab" if have else "wb") as f:
-                    done = have
-                    if progress is not None:
-                        progress(done, total, True)
-                    last_report = time.monotonic()
-                    while chunk := response.read(CHUNK):
-                        f.write(chunk)
-                        done += len(chunk)
-                        now = time.monotonic()
-                        if progress is not None and now - last_report >= progress_every:
-                            progress(done, total, False)
-                            last_report = now
-                if total is not None and done < total:
-                    raise DownloadError(f"{url}: connection closed at {done} of {total} bytes")
-                if progress is not None:
-                    progress(done, total, False)
-                return
+            _attempt(url, part, have, timeout=timeout, progress=progress,
+                     progress_every=progress_every)
+            return
+        except _StalePartError as e:
+            log.warning("%s: %s; discarding the %d bytes downloaded before and starting over",
+                        url, e, have)
+            _discard(part)
+            if have:
+                continue  # not a failure of the network: the next attempt starts from 0
+            last_error: Exception = e
         except urllib.error.HTTPError as e:
-            if e.code == 416 and have:  # asked past the end: the file is already complete
-                return
             if 400 <= e.code < 500 and e.code not in (408, 429):
                 raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
             last_error = e
-        except (urllib.error.URLError, TimeoutError, ConnectionError, DownloadError) as e:
+        except _TRANSIENT as e:
             last_error = e
-        if attempt < retries:
-            wait = backoff * 2**attempt
-            log.warning("download of %s failed (%s); retrying in %.0f s", url, last_error, wait)
-            time.sleep(wait)
-    raise DownloadError(f"{url}: failed after {retries + 1} attempts: {last_error}")
+        if failures >= retries:
+            raise DownloadError(f"{url}: failed after {failures + 1} attempts: "
+                                f"{str(last_error) or type(last_error).__name__}")
+        wait = backoff * 2**failures
+        log.warning("download of %s failed (%s); retrying in %.0f s", url,
+                    str(last_error) or type(last_error).__name__, wait)
+        time.sleep(wait)
+        failures += 1
+
+
+def _attempt(url: str, part: Path, have: int, *, timeout: float, progress: Progress | None,
+             progress_every: float) -> None:
+    """One HTTP request: continue ``part`` from byte ``have`` or, when it cannot be continued,
+    write it anew. Raises :class:`_StalePartError` or :class:`_CutShortError` for the caller."""
+    resume = _read_resume(part, url) if have else None
+    if have and resume is None:
+        raise _StalePartError("nothing records which version of the file the partial "
+                              "download holds")
+    request = urllib.request.Request(url, headers={"User-Agent": "ecg-transfer"})
+    if resume is not None:
+        request.add_header("Range", f"bytes={have}-")
+        validator = resume.get("etag") or resume.get("last_modified")
+        if validator:
+            request.add_header("If-Range", validator)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and resume is not None:
+            _check_complete(part, have, e.headers.get("Content-Range"), resume)
+            if progress is not None:
+                progress(have, have, False)
+            return
+        raise
+    with response:
+        content_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type in ("text/html", "application/xhtml+xml"):
+            _discard(part)
+            raise DownloadError(
+                f"{url}: the server answered with a web page (Content-Type {content_type}), not "
+                "an archive; the URL probably leads to a landing, login or error page. Open it "
+                "in a browser and put the archive's direct link in the config (nothing was kept)")
+        length = response.headers.get("Content-Length")
+        if response.status == 206:
+            start, total = _content_range(response.headers.get("Content-Range"))
+            if start != have:
+                raise _StalePartError(f"asked for the bytes from {have} on, the server sent a part "
+                               f"starting at {start} (Content-Range "
+                               f"{response.headers.get('Content-Range')!r})")
+            if resume is not None and None not in (resume.get("total"), total) \
+                    and resume["total"] != total:
+                raise _StalePartError(f"the file now has {total} bytes, not {resume['total']}")
+            if total is None and length is not None:
+                total = have + int(length)
+        else:
+            if have:
+                log.info("%s: the server sent the whole file (it changed since the partial "
+                         "download, or the server ignores Range); starting over", url)
+            have = 0
+            total = int(length) if length is not None else None
+        if have == 0:
+            _write_resume(part, url, response.headers, total)
+        done = _stream(response, part, have, total, progress=progress,
+                       progress_every=progress_every)
+    if total is not None and done < total:
+        raise _CutShortError(f"{url}: connection closed at {done} of {total} bytes")
+    if progress is not None:
+        progress(done, total, False)
+
+
+def _stream(response: BinaryIO, part: Path, have: int, total: int | None, *,
+            progress: Progress | None, progress_every: float) -> int:
+    """Append the response's body to ``part`` (truncated first when ``have`` is 0); returns the
+    size of ``part`` afterwards."""
+    with open(part, "ab" if have else "wb") as f:
+        done = have
+        if progress is not None:
+            progress(done, total, True)
+        last_report = time.monotonic()
+        while chunk := response.read(CHUNK):
+            f.write(chunk)
+            done += len(chunk)
+            now = time.monotonic()
+            if progress is not None and now - last_report >= progress_every:
+                progress(done, total, False)
+                last_report = now
+    return done
+
+
+def _check_complete(part: Path, have: int, content_range: str | None, resume: dict) -> None:
+    """A 416 to ``Range: bytes=<have>-`` means the partial file is complete only when the file
+    has exactly ``have`` bytes; a longer partial file is a stale one of another version."""
+    _, total = _content_range(content_range)
+    if total is None:
+        total = resume.get("total")
+    if total != have:
+        size = "an unknown number of" if total is None else total
+        raise _StalePartError(f"the partial download has {have} bytes but the file has {size} "
+                       "(HTTP 416 to the request for the rest)")
 
 
 class ProgressLog:
@@ -292,11 +486,11 @@ def check_or_record(lock: str | os.PathLike, dataset: str, url: str,
                     path: str | os.PathLike) -> str:
     """Verify ``path`` against the SHA-256 recorded for (``dataset``, ``url``), or record it.
 
-    Used where the source publishes no checksum: the first download is trusted and pinned, later
-    ones must match. An entry for another URL (the config now points elsewhere) is replaced,
-    as the old hash says nothing about the new file. Concurrent downloads of different datasets
-    update the same file, so the read-compare-write runs under an exclusive lock and the file is
-    rewritten atomically. Returns the file's SHA-256.
+    Used where the source publishes no checksum: the first download that unpacks (see
+    :func:`extract`) is pinned, later ones must match. An entry for another URL (the config now
+    points elsewhere) is replaced, as the old hash says nothing about the new file. Concurrent
+    downloads of different datasets update the same file, so the read-compare-write runs under an
+    exclusive lock and the file is rewritten atomically. Returns the file's SHA-256.
     """
     lock = Path(lock)
     actual = file_digest(path, "sha256")
@@ -338,6 +532,10 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
     Members with absolute paths, ``..`` components, or links pointing outside ``dest`` are
     rejected before anything is written. Extraction goes to a sibling temp folder that is renamed
     to ``dest`` at the end, so an interrupted extraction never looks complete.
+
+    An archive that :func:`fetch` downloaded without a checksum to check it against is recorded in
+    the checksum lock file here, after it has unpacked and before ``dest`` appears: a web page or
+    a truncated transfer fails to unpack and is never pinned.
     """
     archive, dest = Path(archive), Path(dest)
     tmp = dest.with_name(dest.name + ".tmp")
@@ -359,10 +557,17 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
                         _check_member(archive, str(target), tmp, what="link target")
                 tf.extractall(tmp, filter="data")
         else:
-            raise ValueError(f"{archive}: not a zip or tar archive (truncated or wrong file?)")
+            raise ValueError(f"{archive}: not a zip or tar archive (truncated or wrong file?)"
+                             + _unpinned_hint(archive))
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ValueError(f"{archive}: corrupt or truncated archive: {e}") from e
+        raise ValueError(f"{archive}: corrupt or truncated archive: {e}"
+                         + _unpinned_hint(archive)) from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        _record_pending_pin(archive)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -370,6 +575,14 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
         shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest
+
+
+def _unpinned_hint(archive: Path) -> str:
+    """What to do about an archive that fails to unpack and that nothing else has checked."""
+    if not _pending_pin_file(archive).exists():
+        return ""
+    return ("; no checksum was known for it, so it was not recorded in the checksum lock file: "
+            f"delete {archive} and rerun to download it again")
 
 
 def _check_member(archive: Path, name: str, root: Path, what: str = "member") -> None:
