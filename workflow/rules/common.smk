@@ -106,6 +106,12 @@ def _alternatives(names):
     return "|".join(sorted(set(names))) or "(?!)"
 
 
+# The job wildcard of keep_model (results/<job>/model.pt of a fine-tuned or scratch model).
+KEPT_JOB = (
+    rf"(finetune/({_alternatives(UPSTREAM)})/({_alternatives(DOWNSTREAM)})"
+    rf"|scratch/({_alternatives(DOWNSTREAM)}))/({_alternatives(ARCHS)})/seed\d+"
+)
+
 wildcard_constraints:
     dataset=_alternatives(DATASETS),
     upstream=_alternatives(UPSTREAM),
@@ -381,13 +387,6 @@ def keep_model_file(checkpoint, kept, log):
     """Rule keep_model: ``kept`` a hard link to ``checkpoint`` (or a copy), said in ``log``."""
     how = ecg_transfer.download.link_or_copy(checkpoint, kept)
     Path(log).write_text(f"{checkpoint} -> {kept} ({how})\n")
-
-
-# The job wildcard of rule keep_model: results/<job>/model.pt of a fine-tuned or scratch model.
-KEPT_JOB = (
-    rf"(finetune/({_alternatives(UPSTREAM)})/({_alternatives(DOWNSTREAM)})"
-    rf"|scratch/({_alternatives(DOWNSTREAM)}))/({_alternatives(ARCHS)})/seed\d+"
-)
 
 
 def kept_model(checkpoint):
