@@ -16,12 +16,13 @@ STAMP="$VENV/.installed"
 find_python() {
     for candidate in "${PYTHON:-}" python3.11 python3; do
         if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 &&
-            "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+            "$candidate" -c 'import sys; sys.exit(not (3, 11, 4) <= sys.version_info < (3, 12))'; then
             echo "$candidate"
             return
         fi
     done
-    echo "run.sh: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2
+    echo "run.sh: Python 3.11 is required, 3.11.4 or later (its tarfile has the extraction" \
+        "filters the downloads rely on); set PYTHON=/path/to/python3.11" >&2
     exit 1
 }
 

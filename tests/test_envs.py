@@ -60,7 +60,7 @@ def test_conda_envs_agree_with_pyproject():
         pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict) and "pip" in d)
         got = _pins([p for p in pip if not p.startswith("-e")])
         assert got == wanted, f"{env.name} pins differ from pyproject.toml"
-        assert "python=3.11" in spec["dependencies"]
+        assert "python>=3.11.4,<3.12" in spec["dependencies"]
 
 
 def test_lock_file_agrees_with_pyproject():
@@ -87,3 +87,15 @@ def test_every_rule_names_the_conda_env():
                 assert "conda:" in block, f"{smk.name}: rule {name} lacks conda:"
             checked += 1
     assert checked >= 12
+
+
+def test_python_versions_without_tarfile_filters_are_refused():
+    """tarfile's filter= (safe extraction, download.extract) came in 3.11.4: the package, the
+    conda env and run.sh all require it."""
+    from packaging.specifiers import SpecifierSet
+
+    spec = SpecifierSet(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"])
+    assert "3.11.4" in spec and "3.11.7" in spec
+    assert "3.11.3" not in spec and "3.12.0" not in spec
+    assert "(3, 11, 4) <= sys.version_info < (3, 12)" in (REPO / "run.sh").read_text()
