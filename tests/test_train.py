@@ -568,3 +568,48 @@ def test_a_short_job_writes_its_resume_state_only_once_the_interval_has_passed(t
     assert saved == []  # three epochs of a second each: nothing worth a write
     _run(tmp_path, shard, "every", arch="gru", epochs=3, resume_dir=tmp_path / "r2")
     assert saved == [1, 2, 3]
+
+
+def _kill_point_between_writes(metrics: pd.DataFrame, column: str) -> int:
+    """The first epoch K whose best-so-far epoch (by ``column``, ties: the earliest) is earlier."""
+    for k in range(2, len(metrics) + 1):
+        if int(metrics[column][:k].idxmax()) + 1 < k:
+            return k
+    raise AssertionError(f"{column} improves at every epoch: no selected epoch between writes")
+
+
+@pytest.mark.parametrize("selection", ["paper", "validation"])
+def test_a_job_killed_after_a_write_whose_selected_epoch_fell_between_writes_resumes(
+        tmp_path, monkeypatch, caplog, selection):
+    shard = _shard(tmp_path / "toy.h5", n=96)
+    kw = {"arch": "gru", "epochs": 6, "lr": 0.003, "validation_fraction": 0.2,
+          "selection": selection}
+    reference, _ = _run(tmp_path, shard, "uninterrupted", **kw)
+    column = "val_f1" if selection == "validation" else "test_f1"
+    kill = _kill_point_between_writes(pd.read_csv(reference / "metrics.csv"), column)
+    # A clock at 10 s per epoch and an interval of 10 * kill: the only state written is after
+    # epoch `kill`, and it names an earlier, never written, epoch as the selected one.
+    clock = [0.0]
+    real_epoch = train.run_epoch
+
+    def timed_epoch(*args):
+        result = real_epoch(*args)
+        clock[0] = 10.0 * args[5]  # args[5]: the epoch number
+        return result
+
+    resume = tmp_path / "resume"
+    with monkeypatch.context() as m:
+        m.setattr(train, "time", type("Clock", (), {"monotonic": staticmethod(lambda: clock[0])}))
+        m.setattr(train, "run_epoch", timed_epoch)
+        _die_after(m, kill)
+        with pytest.raises(RuntimeError, match="preempted"):
+            _run(tmp_path, shard, "resumed", resume_dir=resume, **kw,
+                 resume_interval_s=10.0 * kill)
+    state = torch.load(resume / "state.pt", weights_only=True)
+    assert state["epoch"] == kill and state["best_epoch"] < kill
+    with caplog.at_level(logging.INFO, logger="ecg_transfer.train"):
+        _, summary = _run(tmp_path, shard, "resumed", resume_dir=resume, **kw)
+    assert "ignoring" not in caplog.text
+    assert summary["resumed_after_epoch"] == kill
+    _same_metrics(tmp_path / "resumed", reference)
+    _same_checkpoint(tmp_path / "resumed", reference)

@@ -486,7 +486,7 @@ def train(
             due = time.monotonic() - last_saved >= settings.resume_interval_s
             if store is not None and due:
                 store.save(epoch, _snapshot(progress, model, optimizer),
-                           _resume_extras(progress, order_gen))
+                           _resume_extras(progress, order_gen), _selected_snapshot(progress))
                 last_saved = time.monotonic()
             eta = (time.monotonic() - started) / (epoch - start_epoch) * (settings.epochs - epoch)
             _log_epoch(row, settings.epochs, eta)
@@ -722,6 +722,18 @@ def _snapshot(progress: Progress, model, optimizer) -> dict:
             "optimizer": _cpu_copy(optimizer.state_dict())}
 
 
+def _selected_snapshot(progress: Progress) -> dict:
+    """The selected epoch's weights, already copied to the CPU when it became the selection.
+
+    Handed to every write: the store puts them on disk the first time a state names an epoch
+    that was selected between two writes (a write happens only every ``resume_interval_s``).
+    """
+    best = progress.best
+    assert best is not None
+    return {"model": best.model} | ({} if best.optimizer is None else
+                                    {"optimizer": best.optimizer})
+
+
 def _resume_extras(progress: Progress, order_gen: torch.Generator) -> dict:
     assert progress.best is not None
     return {"rows": progress.rows, "best_epoch": progress.best.epoch,
@@ -763,10 +775,12 @@ def _cpu_copy(obj: Any) -> Any:
 class ResumeStore:
     """A job's resume state: ``state.pt`` plus one ``epochNNNN.pt`` snapshot per kept epoch.
 
-    Each epoch writes one snapshot (model and optimizer: what continuing needs) and then
-    ``state.pt`` (epoch, metric rows, RNG states, which snapshot holds the selected epoch), each
-    atomically, so a kill at any moment leaves the previous consistent state. The selected
-    epoch's weights are not written again: its snapshot is simply kept while it stays best.
+    Each write puts one snapshot (model and optimizer: what continuing needs) on disk, then the
+    selected epoch's snapshot if no earlier write did (it was selected between two writes), and
+    then ``state.pt`` (epoch, metric rows, RNG states, which snapshot holds the selected epoch),
+    each atomically, so a kill at any moment leaves the previous consistent state, and a state
+    never names a snapshot that is not on disk. The selected epoch's weights are written once:
+    its snapshot is then simply kept while it stays best.
 
     The writes run on a background thread, overlapping the next epoch: a ResNet1d101 snapshot
     with Adam state is ~350 MB, over a second to write, while a GPU epoch on PTB-XL takes
@@ -780,6 +794,9 @@ class ResumeStore:
         self.fingerprint = fingerprint
         self._writer: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
+        # Epochs whose snapshot this job (or the one it resumes) has on disk; only the writer
+        # thread touches it once writes have started.
+        self._written: set[int] = set()
 
     def _snapshot(self, epoch: int) -> Path:
         return self.folder / f"epoch{epoch:04d}.pt"
@@ -805,6 +822,7 @@ class ResumeStore:
             state["best"] = (state["current"] if state["best_epoch"] == state["epoch"] else
                              torch.load(self._snapshot(state["best_epoch"]),
                                         map_location="cpu", weights_only=True))
+            self._written = {state["epoch"], state["best_epoch"]}
         except (OSError, EOFError, KeyError, RuntimeError, TypeError, ValueError,
                 pickle.UnpicklingError) as e:
             log.warning("ignoring unreadable resume state in %s (%s); starting from epoch 0",
@@ -813,23 +831,34 @@ class ResumeStore:
             return None
         return state
 
-    def save(self, epoch: int, snapshot: dict, extras: dict) -> None:
-        """Queue the state after ``epoch``; waits for the previous epoch's write first."""
+    def save(self, epoch: int, snapshot: dict, extras: dict, selected: dict) -> None:
+        """Queue the state after ``epoch``; waits for the previous epoch's write first.
+
+        ``selected`` holds the weights of epoch ``extras["best_epoch"]``; written only if no
+        earlier write put them on disk.
+        """
         self.wait()
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resume-writer")
         extras = {**extras, "rows": list(extras["rows"])}  # the loop appends to its own list
-        self._pending = self._writer.submit(self._write, epoch, snapshot, extras)
+        self._pending = self._writer.submit(self._write, epoch, snapshot, extras, selected)
 
-    def _write(self, epoch: int, snapshot: dict, extras: dict) -> None:
+    def _write(self, epoch: int, snapshot: dict, extras: dict, selected: dict) -> None:
         with atomic_path(self._snapshot(epoch)) as tmp:
             torch.save(snapshot, tmp)
+        self._written.add(epoch)
+        best = extras["best_epoch"]
+        if best not in self._written:  # selected since the last write: never on disk yet
+            with atomic_path(self._snapshot(best)) as tmp:
+                torch.save(selected, tmp)
+            self._written.add(best)
         with atomic_path(self.folder / self.STATE) as tmp:
             torch.save({"fingerprint": self.fingerprint, "epoch": epoch, **extras}, tmp)
-        keep = {self._snapshot(epoch).name, self._snapshot(extras["best_epoch"]).name}
+        keep = {self._snapshot(epoch).name, self._snapshot(best).name}
         for old in self.folder.glob("epoch*.pt"):
             if old.name not in keep:
                 old.unlink()
+        self._written &= {epoch, best}
 
     def wait(self) -> None:
         """Block until the queued write is on disk; re-raise its error, if any."""
@@ -847,6 +876,7 @@ class ResumeStore:
 
     def clear(self) -> None:
         self.close()
+        self._written.clear()
         if self.folder.exists():
             shutil.rmtree(self.folder)
 
