@@ -3,11 +3,16 @@ servers that answer with the wrong thing (a web page, another offset, another ve
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.server
 import io
 import logging
 import multiprocessing
+import os
+import random
+import re
+import shutil
 import ssl
 import tarfile
 import threading
@@ -16,6 +21,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -145,6 +151,95 @@ def test_not_an_archive(tmp_path: Path):
     f.write_bytes(b"<html>not found</html>")
     with pytest.raises(ValueError, match="not a zip or tar archive"):
         download.extract(f, tmp_path / "raw")
+
+
+def _noise(n: int, seed: int = 0) -> bytes:
+    """Bytes that do not compress, so a compressed archive is about as long as its content."""
+    return random.Random(seed).randbytes(n)
+
+
+def _tar_with(files: dict[str, bytes], mode: str = "w") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _assert_only_archive_left(tmp_path: Path) -> None:
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.archive"]
+
+
+def test_a_tar_gz_with_a_bad_crc_is_corrupt_and_leaves_nothing(tmp_path):
+    data = bytearray(_tar_with({"top/x.dat": _noise(5000)}, "w:gz"))
+    data[-8] ^= 0xFF  # the gzip trailer's CRC-32, read only at the end of the stream
+    (tmp_path / "a.archive").write_bytes(data)
+    with pytest.raises(ValueError, match=r"a\.archive: corrupt or truncated archive"):
+        download.extract(tmp_path / "a.archive", tmp_path / "raw")
+    _assert_only_archive_left(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_damaged_tar_xz_is_an_error_naming_the_archive(tmp_path, damage):
+    data = bytearray(_tar_with({f"top/{i}.dat": _noise(20_000, seed=i) for i in range(4)},
+                               "w:xz"))
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    (tmp_path / "a.archive").write_bytes(data)
+    with pytest.raises(ValueError, match=r"a\.archive: corrupt or truncated archive"):
+        download.extract(tmp_path / "a.archive", tmp_path / "raw")
+    _assert_only_archive_left(tmp_path)
+
+
+def test_a_plain_tar_cut_at_a_member_boundary_is_truncated_not_half_extracted(tmp_path):
+    data = _tar_with({f"top/{i}.dat": b"x" * 1000 for i in range(20)})
+    cut = 10 * (512 + 1024)  # ten members: a header block and two data blocks each
+    (tmp_path / "a.archive").write_bytes(data[:cut])
+    with pytest.raises(ValueError, match=r"a\.archive: .*no end-of-archive block"):
+        download.extract(tmp_path / "a.archive", tmp_path / "raw")
+    _assert_only_archive_left(tmp_path)
+
+
+def test_an_archive_expanding_past_the_cap_is_refused_before_writing(tmp_path, monkeypatch):
+    with zipfile.ZipFile(tmp_path / "a.archive", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.dat", bytes(1 << 20))  # about 1 KB: 1000 times smaller
+    out = download.extract(tmp_path / "a.archive", tmp_path / "raw")  # under the 1 GiB floor
+    assert (out / "zeros.dat").stat().st_size == 1 << 20
+    monkeypatch.setattr(download, "MAX_EXPANSION_FLOOR", 1000)
+    with pytest.raises(ValueError, match=r"a\.archive: expands to 1048576 bytes, \d+ times"):
+        download.extract(tmp_path / "a.archive", tmp_path / "raw2")
+    assert not (tmp_path / "raw2").exists() and not (tmp_path / "raw2.tmp").exists()
+
+
+def test_an_archive_larger_than_the_free_space_is_refused_naming_folder_and_sizes(
+        tmp_path, monkeypatch):
+    (tmp_path / "a.archive").write_bytes(_zip_with({"x.dat": _noise(5000)}))
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: SimpleNamespace(free=100))
+    with pytest.raises(OSError, match=rf"disk full: {re.escape(str(tmp_path))} "
+                                      r"\(100 bytes free, but the archive expands to 5000"):
+        download.extract(tmp_path / "a.archive", tmp_path / "raw")
+    _assert_only_archive_left(tmp_path)
+
+
+def _full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_a_full_disk_is_reported_as_such_not_as_a_corrupt_archive(tmp_path, monkeypatch, kind):
+    files = {"x.dat": _noise(5000)}
+    data = _zip_with(files) if kind == "zip" else _tar_with(files, "w:gz")
+    (tmp_path / "a.archive").write_bytes(data)
+    monkeypatch.setattr(shutil, "copyfileobj", _full_disk)  # what zipfile writes with
+    monkeypatch.setattr(tarfile, "copyfileobj", _full_disk)
+    with pytest.raises(OSError, match=rf"disk full: {re.escape(str(tmp_path))} ") as e:
+        download.extract(tmp_path / "a.archive", tmp_path / "raw")
+    assert e.value.errno == errno.ENOSPC and "corrupt" not in str(e.value)
+    _assert_only_archive_left(tmp_path)
 
 
 def _sha(data: bytes) -> str:

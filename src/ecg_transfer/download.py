@@ -16,11 +16,13 @@ of the archive, or a transfer cut short, must fail there rather than become the 
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import hashlib
 import http.client
 import json
 import logging
+import lzma
 import os
 import re
 import shutil
@@ -31,6 +33,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import Message
@@ -527,11 +530,18 @@ def check_or_record(lock: str | os.PathLike, dataset: str, url: str,
 
 
 def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Unpack a zip or tar(.gz) archive into ``dest`` (format detected from the bytes).
+    """Unpack a zip or tar(.gz/.bz2/.xz) archive into ``dest`` (format detected from the bytes).
 
     Members with absolute paths, ``..`` components, or links pointing outside ``dest`` are
-    rejected before anything is written. Extraction goes to a sibling temp folder that is renamed
-    to ``dest`` at the end, so an interrupted extraction never looks complete.
+    rejected before anything is written, and so is an archive that would expand beyond
+    :func:`expansion_limit` or beyond the free space beside ``dest``. Extraction goes to a
+    sibling temp folder that is renamed to ``dest`` at the end, so an interrupted extraction
+    never looks complete.
+
+    A damaged archive must fail here, not yield a quietly incomplete dataset: the compressed
+    stream of a tar is read to its end so that its CRC is checked, and a tar must end with its
+    end-of-archive block, which a file cut at a member boundary lacks. Any such failure is a
+    ValueError naming the archive; a full disk is an OSError (ENOSPC) naming the folder.
 
     An archive that :func:`fetch` downloaded without a checksum to check it against is recorded in
     the checksum lock file here, after it has unpacked and before ``dest`` appears: a web page or
@@ -547,22 +557,38 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
             with zipfile.ZipFile(archive) as zf:
                 for name in zf.namelist():
                     _check_member(archive, name, tmp)
+                # zipfile stops each member at its declared size (and checks its CRC there), so
+                # the declared sizes bound what is written
+                _check_expanded_size(archive, tmp, sum(i.file_size for i in zf.infolist()))
                 zf.extractall(tmp)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
-                for member in tf.getmembers():
+                members = tf.getmembers()
+                for member in members:
                     _check_member(archive, member.name, tmp)
                     if member.issym() or member.islnk():
                         target = Path(member.name).parent / member.linkname
                         _check_member(archive, str(target), tmp, what="link target")
+                _check_expanded_size(archive, tmp, sum(m.size for m in members))
                 tf.extractall(tmp, filter="data")
+                _check_tar_end(tf)
         else:
             raise ValueError(f"{archive}: not a zip or tar archive (truncated or wrong file?)"
                              + _unpinned_hint(archive))
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
+    except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if e.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"disk full: {dest.parent} ({e.strerror or e}) while "
+                          f"extracting {archive}; nothing was kept, free space there and rerun"
+                          ) from e
+        if e.errno is not None:  # the file system failed us, not the archive's bytes
+            raise OSError(e.errno, f"{archive}: extracting into {tmp} failed: {e}") from e
         raise ValueError(f"{archive}: corrupt or truncated archive: {e}"
                          + _unpinned_hint(archive)) from e
+    except _CORRUPT as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(f"{archive}: corrupt or truncated archive: "
+                         f"{str(e) or type(e).__name__}" + _unpinned_hint(archive)) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -575,6 +601,57 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
         shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest
+
+
+# An archive may expand to at most MAX_EXPANSION_RATIO times its size or MAX_EXPANSION_FLOOR
+# bytes, whichever is larger: the ratio stops zip bombs (a 261 KB zip of zeros expands 1000-fold),
+# the floor lets small, well-compressed archives and real datasets (PTB-XL: 1.7 GB to 3 GB) pass.
+MAX_EXPANSION_RATIO = 200
+MAX_EXPANSION_FLOOR = 1 << 30
+
+# What the decompressors and archive readers raise for bytes that are not a whole archive
+# (an OSError without errno, such as gzip's BadGzipFile, is handled beside these).
+_CORRUPT = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)
+
+
+def expansion_limit(archive_bytes: int) -> int:
+    """How many bytes an archive of ``archive_bytes`` may expand to (see MAX_EXPANSION_RATIO)."""
+    return max(MAX_EXPANSION_RATIO * archive_bytes, MAX_EXPANSION_FLOOR)
+
+
+def _check_expanded_size(archive: Path, folder: Path, expanded: int) -> None:
+    """Refuse, before writing anything, an archive that expands implausibly far or that the
+    disk under ``folder`` cannot hold."""
+    size = archive.stat().st_size
+    limit = expansion_limit(size)
+    if expanded > limit:
+        raise ValueError(
+            f"{archive}: expands to {expanded} bytes, {expanded / max(size, 1):.0f} times its "
+            f"{size} bytes, more than the {limit} bytes allowed (at most {MAX_EXPANSION_RATIO} "
+            f"times its size or {MAX_EXPANSION_FLOOR} bytes); a zip bomb or a wrong file? "
+            "(nothing was extracted)")
+    free = shutil.disk_usage(folder).free
+    if expanded > free:
+        raise OSError(errno.ENOSPC, f"{free} bytes free, but the archive expands to "
+                      f"{expanded} bytes")
+
+
+def _check_tar_end(tf: tarfile.TarFile) -> None:
+    """Fail unless the tar ends with its end-of-archive block and its compressed stream is whole.
+
+    tarfile stops at the end-of-archive block and never reads the gzip/bz2/xz trailer, so a CRC
+    error there would pass unseen; and it takes the end of the file for the end of the archive,
+    so a tar cut at a member boundary would unpack some members without complaint.
+    """
+    stream = tf.fileobj
+    if stream is None:  # only a closed TarFile has none
+        raise ValueError("_check_tar_end needs an open archive")
+    stream.seek(tf.offset)  # where getmembers() found the end of the members
+    if stream.read(tarfile.BLOCKSIZE) != tarfile.NUL * tarfile.BLOCKSIZE:
+        raise tarfile.ReadError(f"no end-of-archive block after the last member (at byte "
+                                f"{tf.offset}): the archive was cut short")
+    while stream.read(CHUNK):  # the decompressor checks length and CRC at the stream's end
+        pass
 
 
 def _unpinned_hint(archive: Path) -> str:
