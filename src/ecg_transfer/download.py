@@ -519,7 +519,7 @@ def check_or_record(lock: str | os.PathLike, dataset: str, url: str,
             "recorded": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
         with atomic_path(lock) as tmp:
-            tmp.chmod(0o644)  # mkstemp makes it owner-only; the lock is meant to be shared
+            tmp.chmod(0o644)  # readable by everyone whatever the umask: it is meant to be shared
             tmp.write_text(
                 "# SHA-256 of the first download of each dataset whose source publishes no\n"
                 "# checksum; later downloads must match. Written by ecg_transfer.download.\n"

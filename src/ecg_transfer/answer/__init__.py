@@ -30,12 +30,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ecg_transfer.answer.rules import Plan
+from ecg_transfer.answer.verdicts import Claim
 from ecg_transfer.answer.write import (
     beyond_output_paths,
     compute_results,
     results_output_paths,
     write_beyond,
-    write_claims,
     write_results,
 )
 from ecg_transfer.fileio import atomic_path
@@ -68,23 +68,23 @@ def write_answer(jobs: Sequence[Mapping[str, object]], out_dir: str | os.PathLik
     """Write the results (:func:`.write.write_results`) and, with ``melep`` or
     ``robustness`` (config keys of the same names), the studies beyond the paper
     (:func:`.write.write_beyond`, on the same jobs and the same transfer tables, so its Δ are
-    the results' own), then ``claims.md``/``claims.json`` with every claim, and
+    the results' own), ``claims.md``/``claims.json`` with every claim written once, and
     ``answer_inputs.json``: what was read and how, from which :func:`rejudge` can redo it.
     ``plan`` holds every parameter a verdict depends on (config ``results:``). Returns
     :func:`output_paths`.
     """
     results = compute_results(jobs, families=families, arch_order=arch_order, n_boot=n_boot,
                               seed=seed, plan=plan)
-    paths = write_results(jobs, out_dir, families=families, arch_order=arch_order,
-                          n_boot=n_boot, seed=seed, plan=plan, dpi=dpi, results=results)
+    beyond: dict[str, Path] = {}
+    claims: list[Claim] = []
     if melep or robustness:
         beyond, claims = write_beyond(
             melep_jobs, robustness_files or {}, jobs, out_dir, n_boot=n_boot, seed=seed,
             plan=plan, dpi=dpi, arch_order=arch_order, melep=melep, robustness=robustness,
             kinds=kinds, transfer=results.tables.transfer)
-        paths |= beyond
-        write_claims(results.claims + claims, paths, plan, n_boot=n_boot, seed=seed,
-                     tables=results.tables)
+    paths = write_results(jobs, out_dir, families=families, arch_order=arch_order,
+                          n_boot=n_boot, seed=seed, plan=plan, dpi=dpi, results=results,
+                          beyond_claims=claims) | beyond
     paths["inputs"] = Path(out_dir) / "answer_inputs.json"
     manifest = {
         "version": INPUTS_VERSION,

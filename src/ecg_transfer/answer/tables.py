@@ -50,13 +50,12 @@ from ecg_transfer.answer.runs import (
     check_selection,
     pairings,
 )
-from ecg_transfer.answer.stats import _check_bootstrap_args, macro_auroc
+from ecg_transfer.answer.stats import _check_bootstrap_args, _sd, macro_auroc
 from ecg_transfer.answer.verdicts import (
     ConvergencePair,
     Pairing,
     family_evidence,
-    first_reach,
-    plateau_target,
+    reach,
 )
 from ecg_transfer.metrics import SELECTIONS, weighted_f1
 
@@ -161,10 +160,6 @@ def _holm(rows: Sequence[dict[str, object]], level: float) -> None:
         row["holm"] = bool(ok and row["excludes_zero"])
 
 
-def _sd(values: Sequence[float]) -> float:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-
-
 def transfer_rows(se: SelectionEvidence, level: float) -> pd.DataFrame:
     """Δ F1 (fine-tuned - scratch) per downstream x architecture x upstream, full split only.
 
@@ -261,7 +256,8 @@ def family_table(se: SelectionEvidence, level: float) -> pd.DataFrame:
 
 
 def convergence_table(pairs: Sequence[ConvergencePair], tolerance: float) -> pd.DataFrame:
-    """Epochs each regime needs to reach :func:`.verdicts.plateau_target` of scratch's curve.
+    """Epochs each regime needs to reach :func:`.verdicts.plateau_target` of scratch's curve
+    (:func:`.verdicts.reach`, what the convergence claims count).
 
     Per full-split pairing, on the per-epoch test F1 of metrics.csv averaged over seeds. It is
     the same under both selections: it reads whole curves, not one selected epoch.
@@ -270,17 +266,14 @@ def convergence_table(pairs: Sequence[ConvergencePair], tolerance: float) -> pd.
     """
     rows = []
     for p in pairs:
-        target = plateau_target(p.scratch, tolerance)
-        e_scratch = first_reach(p.scratch, target)
-        e_ft = first_reach(p.finetune, target)
-        censored = e_ft is None
-        e_ft = len(p.finetune) + 1 if censored else e_ft
+        r = reach(p, tolerance)
         rows.append({
             "downstream": p.downstream, "arch": p.arch, "upstream": p.upstream,
             "seeds_scratch": p.seeds, "seeds_finetune": p.seeds,
             "epochs_scratch": len(p.scratch), "epochs_finetune": len(p.finetune),
-            "tolerance": tolerance, "target": target, "scratch_epoch": e_scratch,
-            "finetune_epoch": e_ft, "censored": censored, "epochs_saved": e_scratch - e_ft,
+            "tolerance": tolerance, "target": r.target, "scratch_epoch": r.scratch_epoch,
+            "finetune_epoch": r.finetune_epoch, "censored": r.censored,
+            "epochs_saved": r.saved,
         })
     df = pd.DataFrame(rows, columns=list(CONVERGENCE_COLUMNS))
     for col in ("scratch_epoch", "finetune_epoch", "epochs_saved"):

@@ -26,6 +26,7 @@ import numpy as np
 from ecg_transfer.answer import rules
 from ecg_transfer.answer.bootstrap import Estimate, cluster_mean, resample_units, slope
 from ecg_transfer.answer.rules import NOT_TESTABLE, Plan
+from ecg_transfer.answer.runs import FAMILIES
 
 __all__ = [
     "Claim",
@@ -33,6 +34,7 @@ __all__ = [
     "Evidence",
     "FamilyEvidence",
     "Pairing",
+    "Reach",
     "TestSplit",
     "convergence_claims",
     "families_claim",
@@ -41,6 +43,7 @@ __all__ = [
     "gain_trend_claim",
     "judge_selection",
     "plateau_target",
+    "reach",
     "small_set_claim",
     "vanishes_largest_claim",
     "vanishes_near_paper_claim",
@@ -48,7 +51,6 @@ __all__ = [
 
 #: The family whose gains the paper's gain claims quote.
 GAIN_FAMILY = "CNN"
-FAMILIES = ("CNN", "RNN")
 
 
 @dataclass(frozen=True)
@@ -534,6 +536,35 @@ def first_reach(curve: np.ndarray, target: float) -> int | None:
     return int(hit[0]) + 1 if hit.size else None
 
 
+@dataclass(frozen=True)
+class Reach:
+    """Where a pairing's curves reach :func:`plateau_target` of scratch's (epochs from 1).
+
+    A fine-tuning run that never reaches it is ``censored`` at its epochs trained + 1, the
+    earliest it could: ``saved`` is then an upper bound on its saving.
+    """
+
+    target: float
+    scratch_epoch: int
+    finetune_epoch: int
+    censored: bool
+
+    @property
+    def saved(self) -> int:
+        return self.scratch_epoch - self.finetune_epoch
+
+
+def reach(p: ConvergencePair, tolerance: float) -> Reach:
+    """The convergence table's row and the convergence claims' value of one pairing."""
+    target = plateau_target(p.scratch, tolerance)
+    e_scratch = first_reach(p.scratch, target)
+    assert e_scratch is not None  # the target is at most a mean of scratch's own epochs
+    e_ft = first_reach(p.finetune, target)
+    if e_ft is None:
+        return Reach(target, e_scratch, len(p.finetune) + 1, True)
+    return Reach(target, e_scratch, e_ft, False)
+
+
 def convergence_claims(pairs: Sequence[ConvergencePair], plan: Plan, *, n_boot: int,
                        seed: int) -> list[Claim]:
     """Claims 5a (fine-tuning reaches scratch's level sooner) and 5b (by the paper's 30-35).
@@ -561,16 +592,10 @@ def convergence_claims(pairs: Sequence[ConvergencePair], plan: Plan, *, n_boot: 
         return [_not_testable(key, title, None, rule, why),
                 _not_testable(key_mag, title_mag, None, rule_mag, why)]
     epochs = min(min(len(p.scratch), len(p.finetune)) for p in pairs)
-    saved, clusters, censored = [], [], 0
-    for p in pairs:
-        target = plateau_target(p.scratch, plan.convergence_tolerance)
-        e_scratch = first_reach(p.scratch, target)
-        e_ft = first_reach(p.finetune, target)
-        if e_ft is None:
-            censored += 1
-            e_ft = len(p.finetune) + 1
-        saved.append(float(e_scratch - e_ft))
-        clusters.append((p.downstream, p.arch))
+    reached = [reach(p, plan.convergence_tolerance) for p in pairs]
+    saved = [float(r.saved) for r in reached]
+    censored = sum(r.censored for r in reached)
+    clusters = [(p.downstream, p.arch) for p in pairs]
     est = cluster_mean(saved, clusters, n_boot=n_boot, seed=seed, name="convergence")
     low, high = est.interval(plan.level)
     seeds = tuple(sorted({p.seeds for p in pairs}))

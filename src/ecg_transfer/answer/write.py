@@ -121,15 +121,17 @@ def write_claims(claims: Sequence[Claim], paths: Mapping[str, Path], plan: Plan,
 
 def write_results(jobs: Sequence[Mapping[str, object]], out_dir: str | os.PathLike, *,
                   families: Mapping[str, str], arch_order: Sequence[str] = (), n_boot: int,
-                  seed: int, plan: Plan, dpi: int, results: Results | None = None
-                  ) -> dict[str, Path]:
+                  seed: int, plan: Plan, dpi: int, results: Results | None = None,
+                  beyond_claims: Sequence[Claim] = ()) -> dict[str, Path]:
     """Read every job, compute every table once and write tables, figures, claims.md and
     claims.json.
 
     ``jobs`` are the training jobs (see :func:`load_runs`); ``families`` maps each architecture
     to "CNN" or "RNN"; ``n_boot`` and ``seed`` go to every bootstrap, ``plan`` (config
     ``results:``) to every verdict, so a rerun with the same inputs writes the same files.
-    ``results``: :func:`compute_results` of the same arguments, if already computed. Returns
+    ``results``: :func:`compute_results` of the same arguments, if already computed;
+    ``beyond_claims``: the claims of :func:`write_beyond`, which join the paper's in claims.md
+    and claims.json. Returns
     :func:`results_output_paths` (sizes included when any job has a ``size``); every file is
     written atomically, all of them even where a selection has no rows (its Markdown and figure
     say why), so a rule can declare them all.
@@ -155,7 +157,8 @@ def write_results(jobs: Sequence[Mapping[str, object]], out_dir: str | os.PathLi
                             arch_order=arch_order, upstreams=upstreams)
     write_table(tables.convergence, convergence_markdown(tables.convergence),
                 paths["convergence_csv"], paths["convergence_md"])
-    write_claims(results.claims, paths, plan, n_boot=n_boot, seed=seed, tables=tables)
+    write_claims([*results.claims, *beyond_claims], paths, plan, n_boot=n_boot, seed=seed,
+                 tables=tables)
     return paths
 
 
