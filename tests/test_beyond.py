@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_study import default_plan
 
 from ecg_transfer.answer.claims import beyond_section
 from ecg_transfer.answer.figures import plot_robustness
@@ -26,7 +27,7 @@ from ecg_transfer.answer.robustness import (
     robustness_model_id,
     robustness_tables,
 )
-from ecg_transfer.answer.rules import NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED, Plan
+from ecg_transfer.answer.rules import NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED
 from ecg_transfer.answer.runs import load_runs
 from ecg_transfer.answer.stats import macro_auroc
 from ecg_transfer.answer.transferability import (
@@ -44,9 +45,7 @@ from ecg_transfer.metrics import weighted_f1
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("NORM", "MI", "STTC")
 BOOT = {"n_boot": 200, "seed": 0, "level": 0.95}
-PLAN = Plan(level=0.95, margin_f1=0.02, margin_epochs=5,
-            margin_retention=0.05, min_test_records=30, min_class_positives=5,
-            convergence_tolerance=0.01)
+PLAN = default_plan()
 RUN = {"n_boot": 200, "seed": 0, "plan": PLAN}
 SELECTIONS = ["paper", "validation"]
 

@@ -10,13 +10,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_study import default_plan
 
 from ecg_transfer.answer.rules import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
     NOT_TESTABLE,
     SUPPORTED,
-    Plan,
 )
 from ecg_transfer.answer.transferability import (
     MELEP_COLUMNS,
@@ -28,9 +28,7 @@ from ecg_transfer.answer.transferability import (
     melep_table,
 )
 
-PLAN = Plan(level=0.95, margin_f1=0.02, margin_epochs=5.0,
-            margin_retention=0.05, min_test_records=30, min_class_positives=5,
-            convergence_tolerance=0.01)
+PLAN = default_plan()
 ALPHA = PLAN.alpha
 ARCHS = ("resnet", "gru")
 

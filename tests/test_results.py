@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_study import default_plan
 
 from ecg_transfer.answer.claims import claims_json, claims_markdown, judge
 from ecg_transfer.answer.evidence import convergence_pairs, selection_evidence
@@ -45,9 +46,7 @@ CLASSES = ("NORM", "MI", "STTC")
 FAMILIES = {"resnet1d18": "CNN", "resnet1d50": "CNN", "lstm": "RNN"}
 ARCHS = ["resnet1d18", "resnet1d50", "lstm"]
 BOOT = {"n_boot": 200, "seed": 0, "level": 0.95}
-PLAN = Plan(level=0.95, margin_f1=0.02, margin_epochs=5,
-            margin_retention=0.05, min_test_records=30, min_class_positives=5,
-            convergence_tolerance=0.01)
+PLAN = default_plan()
 RUN = {"n_boot": 200, "seed": 0, "plan": PLAN}
 #: Curves where fine-tuning reaches the scratch best (0.7, target 0.69) at epoch 2, scratch at 4.
 SCRATCH_CURVE = [0.3, 0.5, 0.6, 0.7]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_study import default_plan
 
 from ecg_transfer.answer import rules
 from ecg_transfer.answer.robustness import (
@@ -35,9 +36,8 @@ HARSHEST = (2, 3)  # emg at 6 dB, lead_dropout at 3 leads
 
 def _plan(level: float = 0.95, margin_f1: float = 0.02,
           margin_retention: float = 0.05) -> Plan:
-    return Plan(level=level, margin_f1=margin_f1, margin_epochs=5,
-                margin_retention=margin_retention, min_test_records=1, min_class_positives=1,
-                convergence_tolerance=0.01)
+    return default_plan(level=level, margin_f1=margin_f1, margin_retention=margin_retention,
+                        min_test_records=1, min_class_positives=1)
 
 
 def _labels(seed: int, n: int = 300) -> np.ndarray:

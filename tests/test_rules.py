@@ -5,6 +5,7 @@ crossover at the first size whose interval includes 0, a one-record test split j
 from __future__ import annotations
 
 import pytest
+from tiny_study import default_plan
 
 from ecg_transfer.answer.rules import (
     CONTRADICTED,
@@ -23,9 +24,7 @@ from ecg_transfer.answer.rules import (
     split_too_small,
 )
 
-PLAN = Plan(level=0.95, margin_f1=0.02, margin_epochs=5.0,
-            margin_retention=0.05, min_test_records=30, min_class_positives=5,
-            convergence_tolerance=0.01)
+PLAN = default_plan()
 
 
 def test_an_interval_that_includes_zero_but_reaches_past_the_margin_is_inconclusive() -> None:

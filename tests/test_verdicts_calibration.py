@@ -24,14 +24,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import yaml
 from scipy.stats import binom
+from tiny_study import default_plan
 
-from ecg_transfer.answer.rules import INCONCLUSIVE, SUPPORTED, Plan
+from ecg_transfer.answer.rules import INCONCLUSIVE, SUPPORTED
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench" / "verdicts.py"
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 #: The chance that a check fails by the luck of the simulation alone (runs are seeded, so a
 #: given code fails or passes for good; this is the chance of picking an unlucky seed).
 TAIL = 1e-3
@@ -70,10 +69,8 @@ def test_the_bounds_are_tight_enough_to_fail():
 
 
 def test_the_bench_judges_with_the_configs_default_plan(bench):
-    results = yaml.safe_load(SCHEMA.read_text())["properties"]["results"]["properties"]
-    defaults = Plan.from_config({k: v["default"] for k, v in results.items()})
     plan = bench.PLAN
-    assert plan == defaults
+    assert plan == default_plan()
     assert plan.alpha == pytest.approx(0.025)
 
 

@@ -1,6 +1,7 @@
 """Tiny versions of the study for the workflow tests, and Snakemake run on them.
 
-Shared by test_workflow.py, test_rerun.py and test_slurm.py (pytest puts tests/ on sys.path).
+Shared by test_workflow.py, test_rerun.py and test_slurm.py (pytest puts tests/ on sys.path);
+:func:`default_plan`, the verdicts' plan as config.yaml ships it, by the tests of the answer.
 A tiny study is the demo (config/demo.yaml merged over config.yaml) with fewer records, shorter
 inputs, fewer architectures and datasets, and one or two epochs, so every rule runs for real in
 a minute or two on a CPU.
@@ -17,8 +18,17 @@ from pathlib import Path
 
 import yaml
 
+from ecg_transfer.answer.rules import Plan
+
 REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+def default_plan(**changes: object) -> Plan:
+    """The verdicts' plan from the config schema's defaults of ``results:``, with ``changes``."""
+    results = yaml.safe_load(SCHEMA.read_text())["properties"]["results"]["properties"]
+    return Plan.from_config({k: v["default"] for k, v in results.items()} | changes)
+
 
 RECORDS = {"ptbxl": 60, "cpsc2018": 60, "georgia": 60, "ptb": 40, "ribeiro": 40}
 
