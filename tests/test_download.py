@@ -10,11 +10,15 @@ import io
 import logging
 import multiprocessing
 import os
+import pwd
 import random
 import re
 import shutil
 import ssl
+import subprocess
+import sys
 import tarfile
+import tempfile
 import threading
 import urllib.request
 import zipfile
@@ -348,6 +352,62 @@ def test_concurrent_recording_keeps_every_entry(tmp_path):
     assert len(entries) == 4 * len(files)
     assert entries["d3_5"]["sha256"] == _sha(bytes([5]) * 1000)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_second_user_records_in_the_lock_file_the_first_user_created():
+    # A shared project folder (writable by both users, here by everyone): the first user, under
+    # the common umask 022, creates the lock file and its flock sidecar; the second must be able
+    # to take the lock and add an entry (issue 19: the sidecar was opened for appending, which
+    # the second user may not do on a 0644 file).
+    if os.getuid() != 0:
+        pytest.skip("needs root to run a step as another user")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' on this machine")
+    # Not under pytest's tmp_path (0700): the other user must reach the folder.
+    shared = Path(tempfile.mkdtemp(prefix="ecg-shared-"))
+    try:
+        shared.chmod(0o777)
+        first, second = shared / "first.zip", shared / "second.zip"
+        first.write_bytes(b"first" * 100)
+        second.write_bytes(b"second" * 100)
+        for f in (first, second):
+            f.chmod(0o644)
+        lock = shared / "checksums.lock.yaml"
+        old = os.umask(0o022)
+        try:
+            download.check_or_record(lock, "mine", "https://example.org/first.zip", first)
+        finally:
+            os.umask(old)
+        code = ("import sys; from ecg_transfer import download; "
+                "download.check_or_record(sys.argv[1], 'theirs', "
+                "'https://example.org/second.zip', sys.argv[2])")
+        out = subprocess.run(
+            ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+             "--clear-groups", "--", sys.executable, "-c", code, str(lock), str(second)],
+            capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONPATH": str(Path(download.__file__).parents[1])})
+        assert out.returncode == 0, out.stderr
+        entries = download.read_lock(lock)
+        assert entries["mine"]["sha256"] == _sha(b"first" * 100)
+        assert entries["theirs"]["sha256"] == _sha(b"second" * 100)
+        # The sidecar is no way in for the other user: they could not have planted a link.
+        sidecar = shared / ".checksums.lock.yaml.flock"
+        assert sidecar.is_file() and not sidecar.is_symlink()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_a_lock_sidecar_planted_as_a_symlink_is_not_followed(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / ".checksums.lock.yaml.flock").symlink_to(target)
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(b"x" * 10)
+    with pytest.raises(OSError, match=r"\.checksums\.lock\.yaml\.flock"):
+        download.check_or_record(tmp_path / "checksums.lock.yaml", "d", "file:a", archive)
+    assert target.read_text() == "keep me"
 
 
 def test_progress_log_reports_bytes_percent_rate_and_eta(caplog):

@@ -453,16 +453,32 @@ class ProgressLog:
 
 @contextmanager
 def _exclusive(lock: Path) -> Iterator[None]:
-    """Hold an exclusive POSIX lock on a sidecar of ``lock`` (not on ``lock`` itself, which is
-    replaced by a rename on every write, so a lock on its inode would protect nothing)."""
+    """Hold an exclusive lock on a sidecar of ``lock`` (not on ``lock`` itself, which is
+    replaced by a rename on every write, so a lock on its inode would protect nothing).
+
+    The sidecar is shared by everyone who records in the same folder, so the lock must not need
+    write access to it: a colleague's sidecar, created 0644 under the usual umask, is opened
+    read-only and locked with ``flock`` (which, unlike ``lockf``, takes an exclusive lock on a
+    read-only file). It is never followed if it is a symbolic link, which someone else with
+    write access to the folder could have planted.
+    """
     sidecar = lock.with_name(f".{lock.name}.flock")
     sidecar.parent.mkdir(parents=True, exist_ok=True)
-    with open(sidecar, "a") as f:
-        fcntl.lockf(f, fcntl.LOCK_EX)
+    flags = os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
         try:
-            yield
-        finally:
-            fcntl.lockf(f, fcntl.LOCK_UN)
+            fd = os.open(sidecar, os.O_RDWR | flags, 0o666)
+        except PermissionError:
+            fd = os.open(sidecar, os.O_RDONLY | flags)
+    except OSError as e:
+        reason = "a symbolic link" if e.errno == errno.ELOOP else e.strerror
+        raise OSError(e.errno, f"{sidecar}: cannot open the checksum lock's sidecar ({reason}); "
+                      "remove it if it is not a plain file") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def read_lock(lock: str | os.PathLike) -> dict[str, dict]:
