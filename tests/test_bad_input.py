@@ -5,6 +5,7 @@ quarantine CSV (skip). Problems of a whole file (an HDF5 that does not open) are
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -21,6 +22,7 @@ from test_datasets import (
     write_ribeiro,
 )
 
+from ecg_transfer import datasets
 from ecg_transfer.datasets import BadRecordError
 from ecg_transfer.prepare import make_part, write_index
 from ecg_transfer.shards import read_shard
@@ -216,3 +218,135 @@ def test_corrupt_or_truncated_hdf5_is_always_an_error(tmp_path: Path, on_bad: st
     with pytest.raises(ValueError, match=r"ecg_tracings\.hdf5: not a readable HDF5 file"):
         run_stages("ribeiro", root, out, on_bad)
     assert not list(out.glob("*.csv")) and not list(out.glob("*.h5"))
+
+
+# --- bad records that used to stop a whole dataset, or name no file -----------------------------
+
+
+@pytest.mark.parametrize("rate", ["0", "1e999", "-500"])
+def test_header_rate_that_is_not_a_positive_number(cpsc: Path, tmp_path: Path, rate: str) -> None:
+    # 0 used to stop the index as "below the requested fs"; 1e999 (read as inf) crashed the
+    # protocol's arithmetic with an OverflowError naming nothing.
+    hea = write_challenge(cpsc, "A0004", ramp(5000), "AF")
+    hea.write_text(hea.read_text().replace("A0004 12 500 ", f"A0004 12 {rate} ", 1))
+    check("cpsc2018", cpsc, tmp_path, rf"A0004\.hea, line 1: sampling rate {rate!r}; expected a "
+          r"finite number of Hz > 0 \(record A0004\)", "A0004", "sampling rate")
+
+
+def test_header_rate_the_paper_protocol_cannot_decimate(cpsc: Path, tmp_path: Path) -> None:
+    hea = write_challenge(cpsc, "A0004", ramp(5000), "AF")
+    hea.write_text(hea.read_text().replace("A0004 12 500 ", "A0004 12 333 ", 1))
+    check("cpsc2018", cpsc, tmp_path, r"A0004\.hea: native rate 333 Hz is not an integer multiple "
+          r"of fs=100 Hz; .* \(record A0004\)", "A0004", "not an integer multiple")
+
+
+@pytest.mark.parametrize("protocol", ["paper", "sound"])
+def test_gain_so_small_that_millivolts_exceed_float32(
+    cpsc: Path, tmp_path: Path, protocol: str
+) -> None:
+    # 5000 / 1e-300 mV is a finite float64 but inf as float32: the shard would hold inf (scaling
+    # none) or a min-max of nonsense, and training would fail later naming no record.
+    hea = write_challenge(cpsc, "A0004", ramp(5000), "AF")
+    hea.write_text("".join(
+        line.replace(" 1000/mV ", " 1e-300/mV ") if line.endswith(" V2\n") else line
+        for line in hea.read_text().splitlines(keepends=True)
+    ))
+    check("cpsc2018", cpsc, tmp_path / protocol, r"A0004\.hea: values in lead\(s\) \['V2'\] "
+          r"exceed float32's range .*check the header's gain", "A0004", "float32",
+          protocol=protocol)
+
+
+def test_window_beyond_float32_after_resampling_is_bad(cpsc: Path, tmp_path: Path) -> None:
+    # Within float32's range as read, but the anti-aliasing filter overshoots a square wave by
+    # ~9%: the float32 window would hold inf.
+    val = ramp(5000)
+    val[7] = np.where(np.arange(5000) // 50 % 2, 32767, 0)
+    hea = write_challenge(cpsc, "A0004", val, "AF")
+    hea.write_text("".join(
+        line.replace(" 1000/mV ", " 9.6374e-35/mV ") if line.endswith(" V2\n") else line
+        for line in hea.read_text().splitlines(keepends=True)
+    ))
+    check("cpsc2018", cpsc, tmp_path, r"A0004\.hea: non-finite values in lead\(s\) \['V2'\] "
+          r"after preprocessing", "A0004", "non-finite", protocol="sound")
+
+
+def empty_exams(root: Path, n: int, n_gold: int) -> None:
+    """Ribeiro's files with `n` exams declared (chunked, only the first 3 written: a file of 10**12
+    exams takes kilobytes) and `n_gold` gold standard rows."""
+    write_ribeiro(root, np.zeros((1, 4096, 12)), np.zeros((n_gold, 6), int))
+    with h5py.File(root / "ecg_tracings.hdf5", "w") as f:
+        tracings = f.create_dataset("tracings", shape=(n, 4096, 12), dtype=np.float32,
+                                    chunks=(1, 4096, 12), maxshape=(None, 4096, 12))
+        tracings[:3] = np.random.default_rng(0).normal(size=(3, 4096, 12))
+
+
+@pytest.mark.parametrize(("surplus", "n_rows"), [(1000, 1000), (1001, 1)])
+def test_ribeiro_exams_without_labels_beyond_a_thousand_are_one_row(
+    tmp_path: Path, surplus: int, n_rows: int
+) -> None:
+    empty_exams(tmp_path, 3 + surplus, 3)
+    idx = datasets.index("ribeiro", tmp_path, on_bad_record="skip")
+    bad = idx.table[idx.table.status == "bad"]
+    assert len(bad) == n_rows and (idx.table.status == "ok").sum() == 3
+    assert idx.table.record_id.is_unique
+    if n_rows == 1:
+        assert idx.record_ids == ["0", "1", "2", "3-1003"]
+        assert bad.reason.iat[0] == ("exams 3 to 1003 (1001 exams) have no gold standard row: "
+                                     "the CSV has 3 rows")
+
+
+@pytest.mark.parametrize("protocol", ["paper", "sound"])
+def test_ribeiro_file_claiming_a_trillion_exams(tmp_path: Path, protocol: str) -> None:
+    # One BAD row, not 10**12 of them; only the 3 labelled exams are hashed (sound).
+    root = tmp_path / "data"
+    empty_exams(root, 10**12, 3)
+    check("ribeiro", root, tmp_path / protocol,
+          r"ecg_tracings\.hdf5: exam 3 has no gold standard row: the CSV has 3 rows",
+          "3-999999999999", "999999999997 exams) have no gold standard row: the CSV has 3 rows",
+          protocol=protocol)
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent", "dotdot"])
+def test_signal_file_outside_the_header_folder(cpsc: Path, tmp_path: Path, where: str) -> None:
+    folder = cpsc / "sub"
+    write_challenge(folder, "A0004", ramp(5000), "AF")
+    outside = cpsc / "elsewhere.mat"  # a readable record, but not this header's folder
+    (folder / "A0004.mat").rename(outside)
+    (folder / "x").mkdir()
+    name = {"absolute": str(outside), "parent": "../elsewhere.mat",
+            "dotdot": "x/../../elsewhere.mat"}[where]
+    hea = folder / "A0004.hea"
+    hea.write_text(hea.read_text().replace("A0004.mat ", f"{name} "))
+    check("cpsc2018", cpsc, tmp_path, r"A0004\.hea, line 2: signal file "
+          rf"{re.escape(repr(name))} is not a plain relative name; .*\(record A0004\)",
+          "A0004", "not a plain relative name")
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent"])
+def test_ptbxl_filename_outside_the_dataset(tmp_path: Path, where: str) -> None:
+    base = tmp_path / "ptbxl"
+    write_ptbxl(base, [{"ecg_id": i, "scp_codes": "{'NORM': 100.0}"} for i in (1, 2, 3, 4)])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for suffix in (".hea", ".dat"):  # a readable record, but outside the dataset's folder
+        (base / "records100" / "00000" / f"00004_lr{suffix}").rename(outside / f"00004_lr{suffix}")
+    name = {"absolute": str(outside / "00004_lr"), "parent": "../outside/00004_lr"}[where]
+    table = pd.read_csv(base / "ptbxl_database.csv")
+    table.loc[table.ecg_id == 4, "filename_lr"] = name
+    table.to_csv(base / "ptbxl_database.csv", index=False)
+    check("ptbxl", base, tmp_path / "out", r"ptbxl_database\.csv: ecg_id 4: filename_lr "
+          rf"{re.escape(repr(name))} points outside .*\(record 00004\)", "00004",
+          "points outside")
+
+
+@pytest.mark.parametrize("line", [1, 3])
+def test_ptb_records_line_that_is_not_utf8(tmp_path: Path, line: int) -> None:
+    root = tmp_path / "ptb"
+    ids = [f"patient00{i}/s000{i}_re" for i in (1, 2, 3)]
+    for record_id in ids:
+        write_ptb(root, record_id, "Healthy control")
+    lines = [name.encode() for name in ids]
+    lines.insert(line - 1, b"patient004/s\xff004_re")
+    (root / "RECORDS").write_bytes(b"\n".join(lines) + b"\n")
+    check("ptb", root, tmp_path / "out", rf"RECORDS: line {line} is not UTF-8 text .*"
+          rf"\(record RECORDS line {line}\)", f"RECORDS line {line}", "not UTF-8 text")

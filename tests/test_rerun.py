@@ -138,6 +138,7 @@ ROWS = {
     # how fast, not what: the speed levers re-run nothing
     "training speed levers": (_set("training.speed", {"compile": "default",
                                                       "eval_batch_size": 512}), {}),
+    "resume state written after every epoch": (_set("training.resume_interval_s", 0), {}),
     "jobs per GPU": (_set("gpu.jobs_per_gpu", 2), {}),
 }
 

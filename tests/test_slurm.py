@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +84,12 @@ def study_config() -> dict:
                        upstream=["ptbxl"], downstream=["ptb"], epochs=2)
 
 
-def _run_through_slurm(cluster: Cluster, tmp_path: Path) -> tuple[Path, str]:
-    """The tiny study through a copy of workflow/profiles/slurm: its folder and output."""
+def _slurm_command(tmp_path: Path, cfg: dict) -> tuple[Path, list[str]]:
+    """The study ``cfg`` in a new folder, and the command that runs it through a copy of
+    workflow/profiles/slurm edited for the test cluster."""
     work = tmp_path / "slurm"
     work.mkdir()
-    write_config(work, study_config())
+    write_config(work, cfg)
     # What a user does: copy the profile and edit its placeholders (one place) for the cluster.
     profile = tmp_path / "profile"
     shutil.copytree(REPO / "workflow" / "profiles" / "slurm", profile)
@@ -101,32 +103,64 @@ def _run_through_slurm(cluster: Cluster, tmp_path: Path) -> tuple[Path, str]:
            "--directory", str(work), "--configfile", str(work / "config.yaml"),
            "--profile", str(profile), "--slurm-init-seconds-before-status-checks", "5",
            "--slurm-keep-successful-logs", "--latency-wait", "5", "--cores", "1"]
+    return work, cmd
+
+
+def _check_finished(cluster: Cluster, returncode: int, output: str) -> None:
+    if returncode != 0:
+        logs = subprocess.run(["bash", str(CLUSTER_SH), "logs", str(cluster.state)],
+                              env=cluster.env, capture_output=True, text=True, check=False)
+        pytest.fail(f"snakemake --profile slurm failed ({returncode}):\n{output}\n"
+                    f"{logs.stderr}", pytrace=False)
+
+
+def _run_through_slurm(cluster: Cluster, tmp_path: Path) -> tuple[Path, str]:
+    """The tiny study through a copy of workflow/profiles/slurm: its folder and output."""
+    work, cmd = _slurm_command(tmp_path, study_config())
     out = subprocess.run(cmd, env=cluster.env, cwd=work, capture_output=True, text=True,
                          timeout=480, check=False)
     output = out.stdout + out.stderr
-    if out.returncode != 0:
-        logs = subprocess.run(["bash", str(CLUSTER_SH), "logs", str(cluster.state)],
-                              env=cluster.env, capture_output=True, text=True, check=False)
-        pytest.fail(f"snakemake --profile slurm failed ({out.returncode}):\n{output}\n"
-                    f"{logs.stderr}", pytrace=False)
+    _check_finished(cluster, out.returncode, output)
     return work, output
 
 
-def test_profile_submits_training_with_gpus_and_matches_a_local_run(cluster, tmp_path):
-    # The local reference run trains while the SLURM run waits on the queue: started first,
-    # collected after.
+def _start_local(tmp_path: Path, cfg: dict) -> tuple[Path, subprocess.Popen]:
+    """The same study run locally, the reference: started first (it trains while the SLURM run
+    waits on the queue), collected with :func:`_local_finished`."""
     local = tmp_path / "local"
     local.mkdir()
-    write_config(local, study_config())
-    local_run = subprocess.Popen(
+    write_config(local, cfg)
+    run = subprocess.Popen(
         [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(local),
          "--configfile", str(local / "config.yaml"), "--cores", "1"],
         cwd=local, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return local, run
+
+
+def _local_finished(run: subprocess.Popen) -> None:
+    output, _ = run.communicate(timeout=600)
+    assert run.returncode == 0, f"the local reference run failed:\n{output}"
+
+
+def _same_numbers(local: Path, work: Path) -> None:
+    """Same numbers as the local run (CPU training is deterministic); only timings differ."""
+    metrics = sorted((local / "results").glob("*/**/metrics.csv"))
+    assert len(metrics) == 3
+    for path in metrics:
+        there = work / path.relative_to(local)
+        ours, theirs = pd.read_csv(path), pd.read_csv(there)
+        timing = [c for c in ours.columns if "second" in c or c in {"eta", "time"}]
+        pd.testing.assert_frame_equal(ours.drop(columns=timing), theirs.drop(columns=timing))
+    assert (work / "results" / "tables" / "f1.csv").read_text() == \
+        (local / "results" / "tables" / "f1.csv").read_text()
+
+
+def test_profile_submits_training_with_gpus_and_matches_a_local_run(cluster, tmp_path):
+    local, local_run = _start_local(tmp_path, study_config())
     try:
         work, output = _run_through_slurm(cluster, tmp_path)
     finally:
-        local_output, _ = local_run.communicate(timeout=600)
-    assert local_run.returncode == 0, f"the local reference run failed:\n{local_output}"
+        _local_finished(local_run)
 
     # Every non-local job went through sbatch: the log names its SLURM job id.
     job_ids = set(re.findall(r"SLURM jobid (\d+)", output))
@@ -153,13 +187,95 @@ def test_profile_submits_training_with_gpus_and_matches_a_local_run(cluster, tmp
         for _, tres in by_rule[rule]:
             assert "gres/gpu" not in tres, (rule, tres)
 
-    # Same numbers as the local run (CPU training is deterministic); only timings differ.
-    metrics = sorted((local / "results").glob("*/**/metrics.csv"))
-    assert len(metrics) == 3
-    for path in metrics:
-        there = work / path.relative_to(local)
-        ours, theirs = pd.read_csv(path), pd.read_csv(there)
-        timing = [c for c in ours.columns if "second" in c or c in {"eta", "time"}]
-        pd.testing.assert_frame_equal(ours.drop(columns=timing), theirs.drop(columns=timing))
-    assert (work / "results" / "tables" / "f1.csv").read_text() == \
-        (local / "results" / "tables" / "f1.csv").read_text()
+    _same_numbers(local, work)
+
+
+def _interrupted_config() -> dict:
+    """The tiny study with epochs enough to interrupt a job between two of them, and a resume
+    state written after every epoch (resume_interval_s changes no number)."""
+    cfg = study_config()
+    for stage in cfg["training"].values():
+        stage["epochs"] = 40
+    cfg["training"]["resume_interval_s"] = 0
+    return cfg
+
+
+def _running(cluster: Cluster, work: Path, resume: dict[str, str]) -> dict[str, str]:
+    """SLURM job id -> rule of the running study jobs of ``resume``'s rules that have written a
+    resume state (``resume``: rule -> its resume folder under ``work``)."""
+    out = cluster.run("squeue", "-h", "-t", "RUNNING", "-o", "%i|%k")
+    found = {}
+    for line in out.splitlines():
+        job_id, comment = line.split("|", 1)
+        rule = re.match(r"rule_(\w+?)(?:_wildcards_|$)", comment)
+        if rule and rule[1] in resume and (work / resume[rule[1]] / "state.pt").is_file():
+            found[job_id] = rule[1]
+    return found
+
+
+def _wait_for(what: str, find, run: subprocess.Popen, timeout: float = 240) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if run.poll() is not None:
+            pytest.fail(f"snakemake ended before {what}:\n{run.communicate()[0]}", pytrace=False)
+        found = find()
+        if found:
+            return found
+        time.sleep(0.1)
+    pytest.fail(f"{what}: not within {timeout} s", pytrace=False)
+
+
+def _states(cluster: Cluster, job_id: str) -> list[str]:
+    """Every state the job has been in (sacct -D lists each run of a requeued job)."""
+    out = cluster.run("sacct", "-D", "-X", "-n", "-P", "-j", job_id, "-o", "State")
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def test_a_cancelled_and_a_preempted_training_job_run_again_resume_and_match_a_local_run(
+        cluster, tmp_path):
+    # Issue 19: sacct reports a cancelled job as "CANCELLED by 0", which the plugin's list of
+    # failed states misses, so the run waited for it forever. The profile asks squeue, which
+    # says CANCELLED: the job fails, is resubmitted (retries) and resumes from its saved state.
+    # A preempted job is requeued by SLURM (the profile's slurm-requeue) and resumes likewise.
+    cfg = _interrupted_config()
+    local, local_run = _start_local(tmp_path, cfg)
+    try:
+        work, cmd = _slurm_command(tmp_path, cfg)
+        run = subprocess.Popen(cmd, env=cluster.env, cwd=work, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        try:
+            pretrain = {"pretrain": "results/.resume/pretrain/ptbxl/gru/seed0"}
+            cancelled = _wait_for("a pretraining job that has saved an epoch",
+                                  lambda: _running(cluster, work, pretrain), run)
+            cluster.run("scancel", *cancelled)
+            downstream = {"finetune": "results/.resume/finetune/ptbxl/ptb/gru/seed0",
+                          "train_scratch": "results/.resume/train_scratch/ptb/gru/seed0"}
+            preempted = _wait_for("a downstream job that has saved an epoch",
+                                  lambda: _running(cluster, work, downstream), run)
+            # Both GPUs for a job of the higher-tier partition: SLURM requeues what holds one.
+            cluster.run("sbatch", "-p", "urgent", "--gres=gpu:2", "-n", "1", "--mem=100",
+                        "-o", "/dev/null", "--wrap", "sleep 2")
+            output, _ = run.communicate(timeout=480)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+        _check_finished(cluster, run.returncode, output)
+    finally:
+        _local_finished(local_run)
+
+    (cancelled_id,) = cancelled
+    assert _states(cluster, cancelled_id)[-1].startswith("CANCELLED"), \
+        _states(cluster, cancelled_id)
+    resubmitted = [j for j in re.findall(r"SLURM jobid (\d+)", output)
+                   if int(j) > int(cancelled_id)]
+    assert resubmitted, output
+    log = (work / "logs" / "pretrain" / "ptbxl" / "gru" / "seed0.log").read_text()
+    assert re.search(r"resuming after epoch \d+ of 40", log), log
+    for job_id, rule in preempted.items():
+        states = _states(cluster, job_id)
+        assert states[-1] == "COMPLETED" and len(states) > 1, (rule, states)
+        wildcards = Path(downstream[rule]).relative_to(f"results/.resume/{rule}")
+        log = (work / "logs" / rule / wildcards).with_suffix(".log").read_text()
+        assert re.search(r"resuming after epoch \d+ of 40", log), (rule, log)
+    _same_numbers(local, work)

@@ -239,9 +239,10 @@ def stage_params(stage):
 def training_params():
     """The study-wide training keys (selection, validation_fraction, precision): every training
     job's numbers or saved epoch depend on them. Not keep_checkpoints, which only decides what
-    stays on disk, nor training.speed, which the script reads from the config: changing those
-    re-runs nothing."""
-    left_out = ("pretrain", "finetune", "scratch", "keep_checkpoints", "speed")
+    stays on disk, nor training.speed and resume_interval_s, which the script reads from the
+    config: changing those re-runs nothing."""
+    left_out = ("pretrain", "finetune", "scratch", "keep_checkpoints", "speed",
+                "resume_interval_s")
     return {k: v for k, v in config["training"].items() if k not in left_out}
 
 

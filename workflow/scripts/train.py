@@ -25,7 +25,9 @@ settings = train.settings_from_config(
 with gpu.claim_device() as device:
     train.train(
         snakemake.input.shard,
-        replace(settings, device=device),
+        # how often the resume state is written: not params either, it changes no number
+        replace(settings, device=device,
+                resume_interval_s=float(snakemake.config["training"]["resume_interval_s"])),
         metrics_path=snakemake.output.metrics,
         checkpoint_path=snakemake.output.checkpoint,
         predictions_path=snakemake.output.predictions,

@@ -47,6 +47,7 @@ _LEAD_ALIASES = {lead.lower(): lead for lead in STANDARD_LEADS} | {
 }
 
 _PROGRESS_EVERY = 1000
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class BadRecordError(ValueError):
@@ -60,10 +61,15 @@ class BadRecordError(ValueError):
     def __init__(self, record_id: str, file: object, reason: str) -> None:
         self.record_id = str(record_id)
         self.file = str(file)
-        # Messages from lower layers usually start with the file already; do not say it twice.
-        prefix = f"{self.file}: "
-        self.reason = reason[len(prefix) :] if reason.startswith(prefix) else reason
-        super().__init__(f"{self.file}: {self.reason} (record {self.record_id})")
+        # Messages from lower layers usually start with the file already ("file: ..." or
+        # "file, line N: ..."); do not say it twice.
+        separator = ": "
+        for prefix in (f"{self.file}: ", f"{self.file}, "):
+            if reason.startswith(prefix):
+                reason, separator = reason[len(prefix) :], prefix[len(self.file) :]
+                break
+        self.reason = reason
+        super().__init__(f"{self.file}{separator}{self.reason} (record {self.record_id})")
 
 
 def as_bad_record(record_id: str, file: object, exc: Exception) -> BadRecordError:
@@ -225,8 +231,9 @@ class Protocol:
     default_scaling: Mapping[str, str]
     # (signal (..., T), native_fs, fs, source) -> signal at fs
     resample: Callable[[np.ndarray, float, float, object], np.ndarray]
-    # (native length, native_fs, fs) -> length after resample, without reading the signal
-    resampled_length: Callable[[int, float, float], int]
+    # (native length, native_fs, fs[, source]) -> length after resample, without reading the
+    # signal; a ValueError naming `source` where the protocol cannot reach fs from native_fs
+    resampled_length: Callable[..., int]
     # (signal (..., T), n, dataset) -> n-sample window, or None when the record is too short
     crop: Callable[[np.ndarray, int, str], np.ndarray | None]
     # (native rates a dataset offers, fs, source) -> the rate to read
@@ -255,8 +262,8 @@ def _paper_resample(x: np.ndarray, native_fs: float, fs: float, source: object) 
     return x[..., :: decimation_factor(native_fs, fs, source)]
 
 
-def _paper_length(length: int, native_fs: float, fs: float) -> int:
-    k = decimation_factor(native_fs, fs, "record")
+def _paper_length(length: int, native_fs: float, fs: float, source: object = "record") -> int:
+    k = decimation_factor(native_fs, fs, source)
     return -(-length // k)  # len(x[::k]) == ceil(length / k)
 
 
@@ -319,7 +326,7 @@ def _sound_resample(x: np.ndarray, native_fs: float, fs: float, source: object) 
     return scipy.signal.resample_poly(x, up, down, axis=-1, padtype="line")
 
 
-def _sound_length(length: int, native_fs: float, fs: float) -> int:
+def _sound_length(length: int, native_fs: float, fs: float, source: object = "record") -> int:
     up, down = rational_ratio(native_fs, fs)
     return -(-length * up // down)  # resample_poly's output length: ceil(length * up / down)
 
@@ -626,13 +633,24 @@ class IndexBuilder:
         """A readable record; DROPPED with the reason when the protocol's window does not fit.
 
         A record below the requested rate stops the index (ValueError, whatever on_bad_record
-        says): no protocol upsamples, and the record is not damaged, the request is wrong.
+        says): no protocol upsamples, and the record is not damaged, the request is wrong. A rate
+        that is no rate (0, inf) or one the protocol cannot reach fs from (the paper's integer
+        decimation from 333 Hz) is this record's problem: a bad record naming its file.
         """
         s = self.settings
+        if not (math.isfinite(native_fs) and native_fs > 0):
+            self.bad(BadRecordError(
+                record_id, file, f"sampling rate {native_fs!r}; expected a finite number of Hz > 0"
+            ))
+            return
         if native_fs < s.fs:
             raise ValueError(no_upsampling(file, native_fs, s.fs, s.protocol.name))
         status, reason = OK, ""
-        out_length = s.protocol.resampled_length(native_length, native_fs, s.fs)
+        try:
+            out_length = s.protocol.resampled_length(native_length, native_fs, s.fs, file)
+        except (ValueError, ArithmeticError) as exc:
+            self.bad(as_bad_record(record_id, file, exc))
+            return
         if out_length < s.length:
             status = DROPPED
             reason = (
@@ -724,6 +742,9 @@ def preprocess(
     """Apply the protocol to one record (12 leads in `settings.leads` order, millivolts).
 
     Infinite samples are always a bad record: no format stores them, so they mean corruption.
+    So are values beyond float32's range (a header gain such as 1e-300 turns int16 samples into
+    1e300 mV) and a window that is not finite once it is float32: the shard would hold inf or
+    NaN, and training would fail later without naming the record.
     Under the paper's rule, missing samples are filled after the scaling, as the Georgia
     notebook did (sklearn's MinMaxScaler ignores NaN in the min and max and keeps them NaN).
     """
@@ -736,6 +757,14 @@ def preprocess(
     if np.isinf(signal).any():
         bad = [s.leads[i] for i in np.flatnonzero(np.isinf(signal).any(axis=-1))]
         raise BadRecordError(record_id, file, f"infinite samples in lead(s) {bad}")
+    huge = np.abs(signal) > _FLOAT32_MAX  # NaN compares False: missing samples are not huge
+    if huge.any():
+        bad = [s.leads[i] for i in np.flatnonzero(huge.any(axis=-1))]
+        raise BadRecordError(
+            record_id, file,
+            f"values in lead(s) {bad} exceed float32's range (largest magnitude "
+            f"{np.nanmax(np.abs(signal)):.3g} mV > {_FLOAT32_MAX:.3g}); check the header's gain",
+        )
     n_missing = 0
     if p.interpolate_missing:
         signal, n_missing = interpolate_nan(signal)
@@ -762,7 +791,18 @@ def preprocess(
     if fill and n_missing:
         window = fill_nan_neighbours(window)
         _check_no_nan(window, s.leads, record_id, file, " with no valid sample to fill from")
-    return Preprocessed(np.asarray(window, dtype=np.float32), "", n_missing)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, naming the leads
+        out = np.asarray(window, dtype=np.float32)
+    finite = np.isfinite(out).all(axis=-1)
+    if not finite.all():
+        # e.g. the anti-aliasing filter overshooting a square wave just below float32's maximum
+        bad = [s.leads[i] for i in np.flatnonzero(~finite)]
+        raise BadRecordError(
+            record_id, file,
+            f"non-finite values in lead(s) {bad} after preprocessing (beyond float32's range "
+            f"{_FLOAT32_MAX:.3g} after resampling or scaling); check the header's gain",
+        )
+    return Preprocessed(out, "", n_missing)
 
 
 def _check_no_nan(

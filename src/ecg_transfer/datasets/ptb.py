@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import IndexBuilder, as_bad_record
+from .common import BadRecordError, IndexBuilder, as_bad_record
 from .wfdb_io import index_checks, read_header
 
 CLASSES = ("NORM", "MI")
@@ -38,10 +38,14 @@ def index(root: Path, builder: IndexBuilder) -> None:
 
     record_ids are "patientNNN/sXXXX_re"; patient_ids the patient folder. Records without a reason
     for admission are dropped, with that reason, as the paper did (549 -> 522). A listed record
-    whose header is missing is a bad record.
+    whose header is missing is a bad record; so is a line of `RECORDS` that is not UTF-8 text
+    (record id "RECORDS line N"), while the list's other lines are read as usual.
     """
     settings = builder.settings
-    for record_id, header_path in _find_records(root):
+    records, unreadable = _find_records(root)
+    for error in unreadable:
+        builder.bad(error)
+    for record_id, header_path in records:
         patient = record_id.split("/")[0]
         try:
             if not header_path.is_file():
@@ -77,14 +81,24 @@ def _reason_for_admission(comments: tuple[str, ...]) -> str | None:
     return None
 
 
-def _find_records(root: Path) -> list[tuple[str, Path]]:
+def _find_records(root: Path) -> tuple[list[tuple[str, Path]], list[BadRecordError]]:
+    """(record id, header) sorted by id, and a BadRecordError for each RECORDS line that is not
+    UTF-8 text."""
     lists = [p for p in sorted(root.rglob("RECORDS")) if _looks_like_ptb_list(p)]
     if len(lists) > 1:
         raise ValueError(f"{root}: {len(lists)} PTB RECORDS files {lists}; expected one")
     found: dict[str, Path] = {}
+    unreadable: list[BadRecordError] = []
     if lists:
         base = lists[0].parent
-        for number, line in enumerate(lists[0].read_text().splitlines(), start=1):
+        for number, line in _lines(lists[0]):
+            if isinstance(line, UnicodeDecodeError):
+                unreadable.append(BadRecordError(
+                    f"RECORDS line {number}", lists[0],
+                    f"line {number} is not UTF-8 text ({line.reason} at byte {line.start} of the "
+                    f"line); expected 'patientNNN/record'",
+                ))
+                continue
             name = line.strip()
             if not name:
                 continue
@@ -101,11 +115,25 @@ def _find_records(root: Path) -> list[tuple[str, Path]]:
         raise FileNotFoundError(
             f"{root}: no PTB records found (neither a RECORDS list nor patientNNN/*.hea below it)"
         )
-    return sorted(found.items())
+    return sorted(found.items()), unreadable
+
+
+def _lines(path: Path) -> list[tuple[int, str | UnicodeDecodeError]]:
+    """(line number, text) of a text file decoded line by line, so that one line that is not
+    UTF-8 (a damaged byte) costs that line, not the whole list; such a line comes as its
+    UnicodeDecodeError."""
+    out: list[tuple[int, str | UnicodeDecodeError]] = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            out.append((number, raw.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            out.append((number, exc))
+    return out
 
 
 def _looks_like_ptb_list(path: Path) -> bool:
-    for line in path.read_text().splitlines():
-        if line.strip():
+    """Whether the first non-blank line that is text names a PTB record."""
+    for _, line in _lines(path):
+        if isinstance(line, str) and line.strip():
             return bool(_RECORD_ID.match(line.strip()))
     return False

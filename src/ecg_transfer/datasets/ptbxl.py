@@ -9,12 +9,12 @@ PTB-XL's own example code. A record with no diagnostic code keeps an all-zero la
 from __future__ import annotations
 
 import ast
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
-from .common import IndexBuilder, as_bad_record
+from .common import BadRecordError, IndexBuilder, as_bad_record
 from .wfdb_io import index_checks, read_header
 
 CLASSES = ("NORM", "MI", "STTC", "HYP", "CD")
@@ -40,7 +40,8 @@ def index(root: Path, builder: IndexBuilder) -> None:
     ("00001"), the same whichever rate's files are read.
 
     A listed record whose files are missing (a label row without a record) is a bad record, not a
-    silent gap.
+    silent gap; so is one whose `filename_lr`/`filename_hr` leaves the dataset's folder (an
+    absolute path, or one with '..'), which would read some other file as this record.
     """
     settings = builder.settings
     base = _find_dataset_dir(root)
@@ -52,8 +53,16 @@ def index(root: Path, builder: IndexBuilder) -> None:
     for row in database.itertuples(index=False):
         record_id = f"{row.ecg_id:05d}"
         where = f"{base / _DATABASE}, ecg_id {row.ecg_id}"
-        header_path = base / f"{getattr(row, file_column)}.hea"
+        relative = str(getattr(row, file_column))
+        header_path = base / f"{relative}.hea"
         try:
+            if PurePosixPath(relative).is_absolute() or ".." in PurePosixPath(relative).parts:
+                raise BadRecordError(
+                    record_id, base / _DATABASE,
+                    f"ecg_id {row.ecg_id}: {file_column} {relative!r} points outside {base}; "
+                    f"expected a path relative to it without '..', such as "
+                    f"'records100/00000/00001_lr'",
+                )
             label = np.zeros(len(CLASSES), np.uint8)
             for code in _scp_codes(row.scp_codes, where):
                 if code in superclass:

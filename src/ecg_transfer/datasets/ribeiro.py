@@ -42,6 +42,9 @@ NATIVE_FS = 400.0
 _TRACINGS = "ecg_tracings.hdf5"
 _GOLD = "gold_standard.csv"
 _CHUNK = 256  # exams read from the HDF5 file at a time, to bound memory
+# Exams without a gold standard row listed one BAD row each up to this many; beyond it one row
+# covers them all (an HDF5 header can claim 10**12 exams while the file holds kilobytes).
+_MAX_SURPLUS_ROWS = 1000
 lead_indices(FILE_LEADS, "Ribeiro's lead order")  # all 12 standard leads, each once
 # The file's lead order in standard names: I, II, III, aVL, aVF, aVR, V1 ... V6.
 STORED_LEADS = tuple(standard_lead(name) or name for name in FILE_LEADS)
@@ -62,35 +65,49 @@ def index(root: Path, builder: IndexBuilder) -> None:
 
     Tracings and gold-standard rows are matched by position, as the paper (and the CODE README)
     do. When their counts differ, the surplus rows at the end (labels without a tracing, or
-    tracings without labels) are bad records.
+    tracings without labels) are bad records, one BAD row each; more than 1000 exams without
+    labels are one BAD row ("827-999999999999") under on_bad_record="skip", and under "error"
+    the first of them stops the index. Only exams with a label are hashed or indexed.
     """
     settings = builder.settings
     tracings_path = _find_one(root, _TRACINGS)
     labels = _read_labels(_find_one(root, _GOLD))
     with _open(tracings_path) as tracings:
         n_tracings, native_length = tracings.shape[0], tracings.shape[1]
-        n = max(n_tracings, len(labels))
+        n_labelled = min(n_tracings, len(labels))
+        unlabelled = range(len(labels), n_tracings)  # empty unless tracings outnumber labels
+        one_row = len(unlabelled) > _MAX_SURPLUS_ROWS
+        n = len(labels) if one_row else max(n_tracings, len(labels))
         width = len(str(max(n - 1, 0)))
-        hashes = _hashes(tracings, tracings_path) if settings.protocol.hash_records else None
-    for i in range(n):
+        hashes = (_hashes(tracings, tracings_path, n_labelled)
+                  if settings.protocol.hash_records else None)
+    for i in range(n_labelled):
         record_id = f"{i:0{width}d}"
-        if i >= n_tracings:
-            builder.bad(BadRecordError(
-                record_id, tracings_path,
-                f"gold standard row {i} has no tracing: the file holds {n_tracings} exams",
-            ))
-        elif i >= len(labels):
-            builder.bad(BadRecordError(
-                record_id, tracings_path,
-                f"exam {i} has no gold standard row: the CSV has {len(labels)} rows",
-            ))
-        elif hashes is not None and isinstance(hashes[i], BadRecordError):
-            builder.bad(hashes[i])
+        if hashes is not None and isinstance(hashes[i], BadRecordError):
+            builder.bad(BadRecordError(record_id, tracings_path, hashes[i].reason))
         else:
             builder.add(
                 record_id, tracings_path, labels[i], NATIVE_FS, native_length,
                 content_hash="" if hashes is None else hashes[i],
             )
+    for i in range(n_labelled, len(labels)):
+        builder.bad(BadRecordError(
+            f"{i:0{width}d}", tracings_path,
+            f"gold standard row {i} has no tracing: the file holds {n_tracings} exams",
+        ))
+    if one_row and builder.on_bad_record == "skip":
+        first, last = unlabelled[0], unlabelled[-1]
+        builder.bad(BadRecordError(
+            f"{first:0{width}d}-{last}", tracings_path,
+            f"exams {first} to {last} ({len(unlabelled)} exams) have no gold standard row: "
+            f"the CSV has {len(labels)} rows",
+        ))
+    else:  # one row each; under "error" the first one raises, so the range is never walked
+        for i in unlabelled:
+            builder.bad(BadRecordError(
+                f"{i:0{width}d}", tracings_path,
+                f"exam {i} has no gold standard row: the CSV has {len(labels)} rows",
+            ))
 
 
 def read_exam(
@@ -104,10 +121,10 @@ def read_exam(
     return np.asarray(tracings[i], dtype=np.float64).T[[_COLUMN[lead] for lead in leads]]
 
 
-def _hashes(tracings: h5py.Dataset, path: Path) -> list[str | BadRecordError]:
-    """Content hash of every exam's raw bytes, read in chunks to bound memory."""
+def _hashes(tracings: h5py.Dataset, path: Path, n: int) -> list[str | BadRecordError]:
+    """Content hash of the raw bytes of the first `n` exams (those with a label), read in chunks
+    to bound memory."""
     out: list[str | BadRecordError] = []
-    n = tracings.shape[0]
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
         try:

@@ -14,10 +14,11 @@ unscaled signals from different datasets are comparable.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import scipy.io
@@ -118,7 +119,9 @@ def read_header(path: str | Path) -> Header:
     if match["n_seg"]:
         raise ValueError(f"{path}: multi-segment records are not supported (line {number})")
     n_sig = int(match["n_sig"])
-    fs = float(match["fs"]) if match["fs"] else 250.0  # WFDB's default frequency
+    fs = 250.0  # WFDB's default frequency
+    if match["fs"]:
+        fs = _parse_fs(match["fs"], f"{path}, line {number}")
     sig_len = int(match["sig_len"]) if match["sig_len"] else None
     if len(lines) - 1 < n_sig:
         raise ValueError(
@@ -128,11 +131,31 @@ def read_header(path: str | Path) -> Header:
     return Header(path, match["name"], fs, sig_len, signals, tuple(comments))
 
 
+def _parse_fs(text: str, where: str) -> float:
+    """The record line's sampling rate. 0, a negative rate or one too large for a float (1e999
+    reads as inf) is a damaged header, not a rate any protocol can resample from."""
+    try:
+        fs = float(text)
+    except ValueError:
+        fs = math.nan
+    if not (math.isfinite(fs) and fs > 0):
+        raise ValueError(f"{where}: sampling rate {text!r}; expected a finite number of Hz > 0")
+    return fs
+
+
 def _parse_signal_line(path: Path, number: int, line: str) -> SignalSpec:
     fields = line.split()
     where = f"{path}, line {number}"
     if len(fields) < 2:
         raise ValueError(f"{where}: signal line {line!r}; expected 'file format gain ...'")
+    name = PurePosixPath(fields[0])
+    if name.is_absolute() or ".." in name.parts:
+        # The record's files sit beside its header; a name that leaves that folder would read
+        # (and hash) some other file as this record's samples.
+        raise ValueError(
+            f"{where}: signal file {fields[0]!r} is not a plain relative name; expected a file "
+            f"in the header's folder (no leading '/', no '..')"
+        )
     fmt = _FORMAT_FIELD.match(fields[1])
     if fmt is None:
         raise ValueError(f"{where}: format field {fields[1]!r}; expected e.g. '16' or '16x1+24'")
