@@ -223,3 +223,55 @@ def test_keep_model_makes_a_training_job_folder_s_model(tmp_path):
     )
     assert out.returncode == 0, out.stderr + out.stdout
     assert re.search(r"^keep_model\s+2$", out.stdout, re.M)
+
+
+def _overlay_dry_run(overlay: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    """A dry run as a user runs an overlay: config.yaml in the working directory, the overlay
+    merged over it with --configfile (key by key)."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    (work / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    return subprocess.run(
+        [SNAKEMAKE, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(work), "--configfile", str(work / "overlay.yaml")],
+        capture_output=True, text=True, cwd=REPO)
+
+
+def test_an_overlay_switches_the_size_axis_off(tmp_path):
+    # Issue 20: `size_axis: {train_sizes: {}}` is merged into config.yaml's PTB-XL sizes, which
+    # stay; a study of other datasets then failed at run time. `enabled: false` removes them.
+    out = _overlay_dry_run({"upstream": ["ptbxl"], "downstream": ["ptb"],
+                            "size_axis": {"enabled": False}}, tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
+    assert "finetune_size" not in counts and "train_scratch_size" not in counts
+    assert counts["finetune"] == 6 and counts["train_scratch"] == 6
+
+
+def test_an_overlay_removes_one_dataset_from_the_size_axis(tmp_path):
+    out = _overlay_dry_run({"size_axis": {"train_sizes": {"ptbxl": []}}}, tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "finetune_size" not in out.stdout
+
+
+def test_an_overlay_that_leaves_the_size_axis_on_is_told_how_to_switch_it_off(tmp_path):
+    out = _overlay_dry_run({"downstream": ["ptb"]}, tmp_path)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "'size_axis.train_sizes' names dataset 'ptbxl', which is not in 'downstream'" in text
+    assert "size_axis: {enabled: false}" in text
+
+
+def test_a_size_above_the_indexed_train_split_is_refused_when_planning(tmp_path):
+    # Once the index exists, a size larger than its train split stops the plan naming the key,
+    # instead of failing every size job at run time.
+    index = tmp_path / "work" / "results" / "index"
+    index.mkdir(parents=True)
+    rows = ["record_id,status,split"] + [f"{i:05d},ok,{0 if i < 20 else 1}" for i in range(30)]
+    (index / "ptbxl.csv").write_text("\n".join(rows) + "\n")
+    out = _overlay_dry_run({}, tmp_path)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert ("config key 'size_axis.train_sizes.ptbxl': size(s) [2000, 4000, 6000, 8000, 10000, "
+            "12000] exceed the 20 training records of ptbxl") in text, text

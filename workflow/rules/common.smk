@@ -1,5 +1,6 @@
 # Config -> job lists, wildcard constraints and input functions. All of the workflow's Python
 # lives here; the rules only name these functions.
+import csv
 import os
 from pathlib import Path
 
@@ -59,21 +60,56 @@ FINETUNE_PAIRS = [(u, d) for u in UPSTREAM for d in DOWNSTREAM if u != d]
 # The dataset-size axis (config key size_axis): its own rules, so the main grid keeps the
 # paper's job counts; architectures and upstream datasets default to the main grid's.
 SIZE_AXIS = config["size_axis"]
-TRAIN_SIZES = {d: list(sizes) for d, sizes in SIZE_AXIS["train_sizes"].items() if sizes}
+TRAIN_SIZES = {
+    d: list(sizes) for d, sizes in SIZE_AXIS["train_sizes"].items() if sizes and SIZE_AXIS["enabled"]
+}
 SIZE_ARCHS = list(SIZE_AXIS.get("architectures", ARCHS))
 SIZE_UPSTREAM = list(SIZE_AXIS.get("upstream", UPSTREAM))
+# config.yaml turns the paper's size axis on; a config merged over it (--configfile) is merged
+# key by key, so it switches the axis off with `enabled: false`, or one dataset with `[]`.
+_SIZE_OFF = (
+    "; a config merged over config.yaml switches the size axis off with "
+    "`size_axis: {enabled: false}`, or one dataset's sizes with `size_axis: {train_sizes: "
+    "{<dataset>: []}}`"
+)
 
 for _name in TRAIN_SIZES:
     if _name not in config["datasets"]:
         raise ValueError(
             f"config key 'size_axis.train_sizes' names dataset '{_name}', which has no entry "
-            f"under 'datasets' (defined: {', '.join(DATASETS)})"
+            f"under 'datasets' (defined: {', '.join(DATASETS)}){_SIZE_OFF}"
+        )
+    if _name not in DOWNSTREAM:
+        raise ValueError(
+            f"config key 'size_axis.train_sizes' names dataset '{_name}', which is not in "
+            f"'downstream' ({', '.join(DOWNSTREAM)}){_SIZE_OFF}"
         )
 for _name in SIZE_UPSTREAM:
     if TRAIN_SIZES and _name not in UPSTREAM:
         raise ValueError(
             f"config key 'size_axis.upstream' names '{_name}', which is not in 'upstream' "
-            f"(pretrained models exist for: {', '.join(UPSTREAM)})"
+            f"(pretrained models exist for: {', '.join(UPSTREAM)}){_SIZE_OFF}"
+        )
+
+
+def _indexed_train_records(dataset):
+    """Train records in the dataset's index, if it has been built (else None): an upper bound
+    of what a size job can draw from (the shard stage may still leave some out)."""
+    path = Path("results/index") / f"{dataset}.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        return sum(row["split"] == "0" for row in csv.DictReader(f))  # splits.TRAIN
+
+
+for _name, _sizes in TRAIN_SIZES.items():
+    _n_train = _indexed_train_records(_name)
+    _too_large = [v for v in _sizes if v >= 1 and _n_train is not None and v > _n_train]
+    if _too_large:
+        raise ValueError(
+            f"config key 'size_axis.train_sizes.{_name}': size(s) {_too_large} exceed the "
+            f"{_n_train} training records of {_name} (results/index/{_name}.csv); give counts "
+            f"up to {_n_train} or fractions below 1{_SIZE_OFF}"
         )
 
 
