@@ -91,3 +91,23 @@ def test_the_results_stage_hashes_every_file_of_the_answer_package():
         ["ecg_transfer.runlog", *codehash.package_modules("ecg_transfer.answer")])}
     assert {p.relative_to(root).as_posix() for p in (root / "answer").glob("*.py")} <= files
     assert {"runlog.py", "aggregate.py", "metrics.py", "perturb.py"} <= files
+
+
+def test_a_datasets_data_stage_hashes_its_own_reader_and_the_shared_parts_only():
+    """A built-in dataset's data stage leaves out the generic reader of a folder of records, and
+    a folder of records' stage the built-in readers; both hash the shared modules they run."""
+    from ecg_transfer import datasets
+
+    root = codehash.package_root()
+
+    def files(name: str) -> set[str]:
+        return {p.relative_to(root).as_posix() for p in codehash.module_closure(
+            ["ecg_transfer.prepare"], exclude=datasets.other_readers(name))}
+
+    shared = {f"datasets/{m}.py" for m in ("errors", "leads", "signals", "protocols", "settings",
+                                           "hashing", "indexing", "preprocessing", "recordset",
+                                           "names", "wfdb_io")}
+    readers = {f"datasets/{m}.py" for m in ("ptbxl", "challenge", "ptb", "ribeiro", "records")}
+    assert shared <= files("georgia") and shared <= files("my_clinic")
+    assert files("georgia") & readers == {"datasets/challenge.py"}
+    assert files("my_clinic") & readers == {"datasets/records.py"}

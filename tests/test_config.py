@@ -46,8 +46,9 @@ def _mutations():
     def unknown_dataset(c):
         c["datasets"]["mitbih"] = {"url": "https://example.org/x.zip"}
 
-    def unknown_upstream(c):
-        c["upstream"] = ["ptbxl", "chapman"]
+    def unsafe_upstream_name(c):
+        # a safe name without an entry under datasets is refused at planning time (below)
+        c["upstream"] = ["ptbxl", "Chapman-2020"]
 
     def unknown_arch(c):
         c["architectures"] = ["resnet1d18", "vgg16"]
@@ -63,7 +64,7 @@ def _mutations():
         (unknown_nested, "'momentum' was unexpected"),
         (wrong_type, r"'fast' is not of type 'number'[\s\S]*\['finetune'\]\['lr'\]"),
         (unknown_dataset, "mitbih"),
-        (unknown_upstream, r"'chapman' is not one of[\s\S]*\['upstream'\]"),
+        (unsafe_upstream_name, r"'Chapman-2020' does not match[\s\S]*\['upstream'\]"),
         (unknown_arch, r"'vgg16' is not one of[\s\S]*\['architectures'\]"),
         (bad_url, r"ftp://example.org/ptb.zip[\s\S]*\['url'\]"),
         (bad_protocol, r"'fancy' is not one of[\s\S]*\['protocol'\]"),

@@ -25,12 +25,8 @@ from ecg_transfer.datasets import (
     RecordSet,
     load,
 )
-from ecg_transfer.datasets.common import (
-    fill_nan_neighbours,
-    lead_indices,
-    minmax,
-    minmax_sklearn,
-)
+from ecg_transfer.datasets.leads import lead_indices
+from ecg_transfer.datasets.signals import fill_nan_neighbours, minmax, minmax_sklearn
 from ecg_transfer.datasets.wfdb_io import read_header, read_signals
 
 REAL = Path("/work/shared/real-ecg")

@@ -29,7 +29,7 @@ from ecg_transfer.datasets import (
     expected_count_warnings,
     load,
 )
-from ecg_transfer.datasets.common import minmax_sklearn
+from ecg_transfer.datasets.signals import minmax_sklearn
 from ecg_transfer.splits import TEST, TRAIN, SplitSpec, paper_split
 
 # --- the notebooks' code, transcribed -----------------------------------------------------------

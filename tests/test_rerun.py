@@ -153,6 +153,17 @@ def test_unchanged_config_reruns_nothing(study):
     assert scheduled_jobs(study, _changed(study, lambda cfg: None)) == {}
 
 
+def test_adding_a_pretrained_model_file_reruns_no_finished_job(study, tmp_path):
+    # One of the study's own pretrained models given by file under a new name: its import, its
+    # fine-tunes (resnet1d18 on georgia and ptb, kept for robustness), each set's MELEP and
+    # robustness job (their model lists grow) and the reports run; no training job re-runs.
+    export = tmp_path / "export"
+    shutil.copytree(study / "results/pretrain/ptbxl/resnet1d18/seed0", export)
+    added = _set("pretrained_models", {"lab": {"path": str(export / "model.pt")}})
+    assert scheduled_jobs(study, _changed(study, added)) == {
+        "import_model": 1, "finetune": 2, **keep(2), **MELEP, **ROBUST, **REPORTS}
+
+
 def test_only_the_models_a_later_job_reads_stay_on_disk(study):
     results = study / "results"
     # pretrained models: fine-tuning starts from them

@@ -59,8 +59,9 @@ Every comparison is given under two model selections, labelled:
 
 * F1 is the support-weighted F1 over classes at a 0.5 probability threshold.
 * With several seeds a cell reads `mean ± std` (sample std over seeds).
-* `ft:<upstream>` is fine-tuned from a model pretrained on `<upstream>`;
-  `Δ <upstream>` is its mean minus the scratch mean (positive: transfer helped).
+* `ft:<upstream>` is fine-tuned from a model pretrained on `<upstream>`, or from the model
+  given by file under that name (config key `pretrained_models`: one architecture, `—` in the
+  others' rows); `Δ <upstream>` is its mean minus the scratch mean (positive: transfer helped).
 * `constant baseline` is the best weighted F1 of a predictor that ignores the ECG
   (all-negative, all-positive or train-majority per class) on the same test split.
 """
@@ -269,7 +270,9 @@ def _pretrain_section(df: pd.DataFrame, arch_order: Sequence[str]) -> str:
              "own test split. Which epoch's weights were passed on is the config's "
              "`training.selection` (under `paper`, as in the paper's pretraining: the epoch of "
              "best unweighted mean of per-class test F1). `—` for a model pretrained on all "
-             "records (`pretrain_split: full`), which has no test split left to score.\n"]
+             "records (`pretrain_split: full`), which has no test split left to score. A "
+             "model given by file (`pretrained_models`) has no row: the workflow did not "
+             "pretrain it, so it has no upstream scores.\n"]
     for name, (_, label) in SELECTIONS.items():
         column = SELECTION_COLUMNS[name]
         rows = [[arch] + [_cell(df.loc[(df["arch"] == arch) & (df["downstream"] == d), column])

@@ -34,8 +34,10 @@ __all__ = [
     "ARCHITECTURES",
     "backbone_parameters",
     "build",
+    "build_with_weights",
     "head_parameters",
     "load_pretrained",
+    "read_weights",
     "register",
     "registered",
     "replace_head",
@@ -373,4 +375,73 @@ def load_pretrained(path: str | os.PathLike, n_classes: int | None = None) -> nn
     model.checkpoint_config = cfg
     if n_classes is not None and n_classes != len(cfg["classes"]):
         replace_head(model, n_classes)
+    return model
+
+
+#: Key prefixes that wrappers put before every parameter name: DataParallel/DDP and
+#: torch.compile. A state_dict saved from such a wrapper is the same model.
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict | None]:
+    """The weights in a model file and, where it is one of the study's checkpoints, its config.
+
+    Read with ``weights_only=True``, so a file from elsewhere can hold tensors and plain
+    containers, never code to run. Accepted: the study's ``model.pt`` (``model`` and
+    ``config``); a plain ``state_dict``; a dict holding one under ``state_dict`` or ``model``
+    (as many training scripts save). A ``module.`` or ``_orig_mod.`` prefix on every key is
+    removed. The config is None for anything but the study's own checkpoint.
+    """
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, struct.error) as e:
+        raise ValueError(f"{path}: not a model file torch can load safely (weights_only) "
+                         f"({e})") from e
+    config = None
+    if isinstance(obj, dict) and isinstance(obj.get("config"), dict) and "model" in obj:
+        obj, config = obj["model"], obj["config"]
+    elif isinstance(obj, dict) and not _is_state_dict(obj):
+        inner = [k for k in ("state_dict", "model") if _is_state_dict(obj.get(k))]
+        if not inner:
+            raise ValueError(f"{path}: holds neither a state_dict (parameter name -> tensor) "
+                             f"nor one under 'state_dict' or 'model'; top-level keys: "
+                             f"{sorted(map(str, obj))[:10]}")
+        obj = obj[inner[0]]
+    if not _is_state_dict(obj):
+        raise ValueError(f"{path}: expected a state_dict (parameter name -> tensor), got "
+                         f"{type(obj).__name__}")
+    for prefix in _WRAPPER_PREFIXES:
+        if obj and all(k.startswith(prefix) for k in obj):
+            obj = {k[len(prefix):]: v for k, v in obj.items()}
+    return dict(obj), config
+
+
+def _is_state_dict(obj: object) -> bool:
+    return (isinstance(obj, dict) and bool(obj)
+            and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()))
+
+
+def build_with_weights(arch: str, state: dict[str, Tensor], *, n_classes: int, n_leads: int,
+                       n_samples: int, source: str | os.PathLike) -> nn.Module:
+    """Architecture ``arch`` built for this input and head, holding ``state`` exactly.
+
+    Every parameter and buffer must be there with its shape (a strict load): weights of
+    another architecture, or a head of another class count, are refused with the names and
+    shapes that differ, naming ``source`` (the file).
+    """
+    model = build(arch, n_classes=n_classes, n_leads=n_leads, n_samples=n_samples)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+              for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        details = [f"{what}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+                   for what, keys in (("missing", missing), ("unexpected", unexpected),
+                                      ("other shape", shapes)) if keys]
+        raise ValueError(f"{source}: not the weights of a {arch} with {n_classes} classes, "
+                         f"{n_leads} leads and {n_samples} samples per lead ("
+                         + "; ".join(details) + ")")
+    model.load_state_dict(state)
     return model

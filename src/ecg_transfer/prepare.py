@@ -24,7 +24,7 @@ import numpy as np
 
 from ecg_transfer import datasets
 from ecg_transfer.datasets import BadRecordError, DatasetIndex, check_on_bad_record, read
-from ecg_transfer.datasets.common import SCALINGS
+from ecg_transfer.datasets.settings import SCALINGS
 from ecg_transfer.fileio import atomic_path
 from ecg_transfer.shards import PartWriter, write_attrs
 from ecg_transfer.splits import SPLIT_NAMES, SplitSpec, assign_split
@@ -46,6 +46,7 @@ def write_index(
     split: dict,
     parts: int,
     on_bad_record: str = "error",
+    records: dict | None = None,
 ) -> dict:
     """Index an extracted dataset, assign the split, and cut it into parts; returns the meta.
 
@@ -55,11 +56,13 @@ def write_index(
     quarantined ones included, are cut into ``parts`` consecutive runs of (nearly) equal length
     by position, so that the number of parts, and so every shard job, is known from the config
     before anything is read, and every
-    record is listed by exactly one part.
+    record is listed by exactly one part. ``records`` is the dataset's ``records`` config section
+    where it is a folder of records of the user's (None for a built-in dataset).
     """
     if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
         raise ValueError(f"datasets.{dataset}.parts is {parts!r}; expected an integer >= 1")
-    idx = datasets.index(dataset, root, **preprocess, on_bad_record=on_bad_record)
+    idx = datasets.index(dataset, root, **preprocess, on_bad_record=on_bad_record,
+                         records=records)
     table = idx.table
     ok = (table["status"] == datasets.OK).to_numpy()
     if not ok.any():
@@ -241,10 +244,12 @@ def make_shard(
     preprocess: dict,
     split: dict,
     on_bad_record: str = "error",
+    records: dict | None = None,
 ) -> Path:
     """Index, split and shard a whole dataset into one file (no Snakemake needed).
 
-    ``preprocess`` and ``split`` are the dataset's config sections (see config.yaml). The index
+    ``preprocess``, ``split`` and ``records`` (a folder of records of the user's; None for a
+    built-in dataset) are the dataset's config sections (see config.yaml). The index
     and the quarantine list are written beside ``path`` (``<stem>.index.csv``/``.json``,
     ``<stem>.quarantine.csv``).
     """
@@ -252,7 +257,7 @@ def make_shard(
     csv_path = path.with_suffix(".index.csv")
     meta_path = path.with_suffix(".index.json")
     write_index(dataset, root, csv_path, meta_path, preprocess=preprocess, split=split,
-                parts=1, on_bad_record=on_bad_record)
+                parts=1, on_bad_record=on_bad_record, records=records)
     make_part(csv_path, meta_path, root, 0, path, path.with_suffix(".quarantine.csv"),
               on_bad_record=on_bad_record)
     return path

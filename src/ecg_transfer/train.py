@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ecg_transfer import __version__, models
+from ecg_transfer import __version__, modelmeta, models
 from ecg_transfer.codehash import code_hash
 from ecg_transfer.fileio import atomic_path
 from ecg_transfer.metrics import (
@@ -379,10 +379,16 @@ def init_model(settings: TrainSettings, data: JobData, pretrained: str | os.Path
     if up.get("arch") != settings.arch:
         raise ValueError(f"{pretrained}: checkpoint is a {up.get('arch')!r}, the job trains "
                          f"{settings.arch!r}")
+    if up.get("imported"):
+        # a model given by file: the plan could not always see what it takes (modelmeta)
+        modelmeta.check_fits(up["dataset"], modelmeta.ModelInput.of(up), data.meta["dataset"],
+                             modelmeta.ModelInput.of(data.meta),
+                             model_where=up["imported"].get("source", ""))
     log.info("initialised from pretrained checkpoint %s; new top layer for %d classes; "
              "strategy %s", pretrained, data.n_classes, settings.strategy)
     return model, {"dataset": up.get("dataset"), "protocol": up.get("protocol"),
-                   "arch": up.get("arch"), "checkpoint": str(pretrained)}
+                   "arch": up.get("arch"), "checkpoint": str(pretrained),
+                   **({"imported": up["imported"]} if up.get("imported") else {})}
 
 
 @dataclass

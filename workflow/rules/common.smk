@@ -1,6 +1,7 @@
 # Config -> job lists, wildcard constraints and input functions. All of the workflow's Python
 # lives here; the rules only name these functions.
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from snakemake.utils import validate
 import ecg_transfer.datasets
 import ecg_transfer.download
 import ecg_transfer.gpu
+import ecg_transfer.modelmeta
 import ecg_transfer.metrics
 import ecg_transfer.answer
 import ecg_transfer.answer.robustness
@@ -22,6 +24,10 @@ from ecg_transfer.codehash import code_hash, package_modules
 validate(config, schema="../schemas/config.schema.yaml")
 
 DATASETS = list(config["datasets"])
+# A dataset of one's own (an entry with `records`) is checked before any job: a name that is no
+# built-in one, its classes and where its labels come from (ecg_transfer.datasets.records).
+for _name, _entry in config["datasets"].items():
+    ecg_transfer.datasets.reader(_name, _entry.get("records"))
 ARCHS = list(config["architectures"])
 UPSTREAM = list(config["upstream"])
 DOWNSTREAM = list(config["downstream"])
@@ -37,6 +43,7 @@ CODE_VERSION = {
     "report": code_hash("ecg_transfer.runlog", "ecg_transfer.aggregate"),
     "results": code_hash("ecg_transfer.runlog", *package_modules("ecg_transfer.answer")),
     "evaluate": code_hash("ecg_transfer.runlog", "ecg_transfer.evaluate", "ecg_transfer.gpu"),
+    "import": code_hash("ecg_transfer.runlog", "ecg_transfer.imported"),
 }
 DATA_CODE_VERSION = {
     name: code_hash(
@@ -53,9 +60,71 @@ for _key in ("upstream", "downstream"):
             raise ValueError(
                 f"config key '{_key}' names dataset '{_name}', which has no entry under "
                 f"'datasets' (defined: {', '.join(DATASETS)})"
+                + (
+                    f"; '{_name}' is under 'pretrained_models', which makes it an upstream "
+                    f"by itself: leave it out of '{_key}'"
+                    if _name in config["pretrained_models"]
+                    else ""
+                )
             )
 
-FINETUNE_PAIRS = [(u, d) for u in UPSTREAM for d in DOWNSTREAM if u != d]
+# Pretrained models given by file (config key pretrained_models): each an upstream of its one
+# architecture, fine-tuned on every downstream set like a model the workflow pretrained (rule
+# import_model makes it the study's checkpoint). What each takes as input is checked against
+# every downstream set here, where the config or a model.json beside the file says it, and by
+# the fine-tuning job otherwise (ecg_transfer/modelmeta.py).
+MODELS = {}  # name -> what the plan knows of it (arch, and classes, leads, fs, n_samples)
+for _name, _entry in config["pretrained_models"].items():
+    ecg_transfer.modelmeta.check_name(_name, [*DATASETS, *ecg_transfer.datasets.NAMES])
+    MODELS[_name] = ecg_transfer.modelmeta.planned_metadata(_name, _entry, ARCHS)
+
+
+def _index_meta(dataset):
+    """The dataset's index meta (results/index/<name>.json), if it has been built."""
+    path = Path("results/index") / f"{dataset}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+for _name, _meta in MODELS.items():
+    _entry = config["pretrained_models"][_name]
+    for _down in DOWNSTREAM:
+        ecg_transfer.modelmeta.check_fits(
+            _name,
+            ecg_transfer.modelmeta.ModelInput.of(_meta),
+            _down,
+            ecg_transfer.modelmeta.downstream_input(
+                config["datasets"][_down]["preprocess"], _index_meta(_down)
+            ),
+            model_where=f"pretrained_models.{_name}: {_entry.get('path') or _entry['url']}",
+        )
+
+
+def _model_sha256(name):
+    """The model file's SHA-256: the config's (a URL must give one), or that of the local file
+    now. It is the import's rerun trigger; where the file lies is not."""
+    entry = config["pretrained_models"][name]
+    if entry.get("sha256"):
+        return entry["sha256"].lower()
+    path = Path(entry["path"])
+    if not path.is_file():
+        raise ValueError(
+            f"config key 'pretrained_models.{name}.path': no such file {path} (relative paths "
+            "are relative to the working directory)"
+        )
+    return ecg_transfer.download.file_digest(path, "sha256")
+
+
+MODEL_SHA256 = {name: _model_sha256(name) for name in MODELS}
+UPSTREAMS = UPSTREAM + list(MODELS)
+
+
+def archs_of(upstream):
+    """The architectures fine-tuned from an upstream: all of them from a dataset the workflow
+    pretrains on, its own one from a model given by file."""
+    return [MODELS[upstream]["arch"]] if upstream in MODELS else ARCHS
+
+
+FINETUNE_PAIRS = [(u, d) for u in UPSTREAMS for d in DOWNSTREAM if u != d]
 
 # The dataset-size axis (config key size_axis): its own rules, so the main grid keeps the
 # paper's job counts; architectures and upstream datasets default to the main grid's.
@@ -64,7 +133,7 @@ TRAIN_SIZES = {
     d: list(sizes) for d, sizes in SIZE_AXIS["train_sizes"].items() if sizes and SIZE_AXIS["enabled"]
 }
 SIZE_ARCHS = list(SIZE_AXIS.get("architectures", ARCHS))
-SIZE_UPSTREAM = list(SIZE_AXIS.get("upstream", UPSTREAM))
+SIZE_UPSTREAM = list(SIZE_AXIS.get("upstream", UPSTREAMS))
 # config.yaml turns the paper's size axis on; a config merged over it (--configfile) is merged
 # key by key, so it switches the axis off with `enabled: false`, or one dataset with `[]`.
 _SIZE_OFF = (
@@ -85,10 +154,11 @@ for _name in TRAIN_SIZES:
             f"'downstream' ({', '.join(DOWNSTREAM)}){_SIZE_OFF}"
         )
 for _name in SIZE_UPSTREAM:
-    if TRAIN_SIZES and _name not in UPSTREAM:
+    if TRAIN_SIZES and _name not in UPSTREAMS:
         raise ValueError(
             f"config key 'size_axis.upstream' names '{_name}', which is not in 'upstream' "
-            f"(pretrained models exist for: {', '.join(UPSTREAM)}){_SIZE_OFF}"
+            f"or 'pretrained_models' (pretrained models exist for: {', '.join(UPSTREAMS)})"
+            f"{_SIZE_OFF}"
         )
 
 
@@ -144,13 +214,14 @@ def _alternatives(names):
 
 # The job wildcard of keep_model (results/<job>/model.pt of a fine-tuned or scratch model).
 KEPT_JOB = (
-    rf"(finetune/({_alternatives(UPSTREAM)})/({_alternatives(DOWNSTREAM)})"
+    rf"(finetune/({_alternatives(UPSTREAMS)})/({_alternatives(DOWNSTREAM)})"
     rf"|scratch/({_alternatives(DOWNSTREAM)}))/({_alternatives(ARCHS)})/seed\d+"
 )
 
 wildcard_constraints:
     dataset=_alternatives(DATASETS),
-    upstream=_alternatives(UPSTREAM),
+    upstream=_alternatives(UPSTREAMS),
+    model=_alternatives(MODELS),
     downstream=_alternatives(DOWNSTREAM),
     arch=_alternatives(ARCHS),
     seed=r"\d+",
@@ -231,6 +302,11 @@ def on_bad_record(wildcards):
     return dataset_cfg(wildcards)["on_bad_record"]
 
 
+def records_params(wildcards):
+    """A folder of records' `records` section (classes, labels); None for a built-in dataset."""
+    return dataset_cfg(wildcards).get("records")
+
+
 def pretrain_split(wildcards):
     return config["datasets"][wildcards.upstream]["pretrain_split"]
 
@@ -262,6 +338,26 @@ def _shard_parts(dataset):
 
 def upstream_shards(wildcards):
     return _shard_parts(wildcards.upstream)
+
+
+def _pretrained(upstream, arch, seed):
+    """The model a fine-tune starts from: the one the workflow pretrained on the upstream
+    dataset (same architecture and seed), or the model given by file under that name."""
+    if upstream in MODELS:
+        return rules.import_model.output.checkpoint.format(model=upstream)
+    return rules.pretrain.output.checkpoint.format(upstream=upstream, arch=arch, seed=seed)
+
+
+def pretrained_checkpoint(wildcards):
+    return _pretrained(wildcards.upstream, wildcards.arch, wildcards.seed)
+
+
+def imported_sha256(wildcards):
+    return MODEL_SHA256[wildcards.model]
+
+
+def imported_metadata(wildcards):
+    return MODELS[wildcards.model]
 
 
 def downstream_shards(wildcards):
@@ -305,7 +401,7 @@ def training_jobs(downstream=None):
                 where = dict(upstream=up, arch=arch, seed=seed)
                 jobs.append(dict(regime="pretrain", downstream=up, **where,
                                  **_job_files(rules.pretrain, where)))
-            for up, down in FINETUNE_PAIRS:
+            for up, down in ((u, d) for u, d in FINETUNE_PAIRS if arch in archs_of(u)):
                 where = dict(upstream=up, downstream=down, arch=arch, seed=seed)
                 jobs.append(dict(regime="finetune", **where, **_job_files(rules.finetune, where)))
             for down in DOWNSTREAM:
@@ -359,7 +455,7 @@ def size_jobs():
             where = dict(downstream=down, arch=arch, seed=seed, size=size)
             jobs.append(dict(regime="scratch", upstream=None, **where,
                              **_job_files(rules.train_scratch_size, where)))
-            for up in (u for u in SIZE_UPSTREAM if u != down):
+            for up in (u for u in SIZE_UPSTREAM if u != down and arch in archs_of(u)):
                 where_ft = dict(upstream=up, **where)
                 jobs.append(dict(regime="finetune", **where_ft,
                                  **_job_files(rules.finetune_size, where_ft)))
@@ -439,7 +535,7 @@ def robustness_models(wildcards):
     models = {}
     for seed in SEEDS:
         for arch in ROBUST_ARCHS:
-            for up in upstreams_of(wildcards.downstream):
+            for up in (u for u in upstreams_of(wildcards.downstream) if arch in archs_of(u)):
                 where = dict(upstream=up, downstream=wildcards.downstream, arch=arch, seed=seed)
                 model_id = ecg_transfer.answer.robustness.robustness_model_id(
                     "finetune", up, arch, seed
@@ -463,20 +559,19 @@ def robustness_checkpoints(wildcards):
 
 def transferability_models(wildcards):
     """Model id -> checkpoint of every pretrained model fine-tuned on a downstream dataset; the
-    ids are the entries of its MELEP file (see melep_jobs)."""
+    ids are the entries of its MELEP file (see melep_jobs). A model given by file is one
+    checkpoint for every seed, scored under each seed's id."""
     models = {}
     for up in upstreams_of(wildcards.downstream):
-        for arch in ARCHS:
+        for arch in archs_of(up):
             for seed in SEEDS:
                 model_id = ecg_transfer.answer.transferability.melep_model_id(up, arch, seed)
-                models[model_id] = rules.pretrain.output.checkpoint.format(
-                    upstream=up, arch=arch, seed=seed
-                )
+                models[model_id] = _pretrained(up, arch, seed)
     return models
 
 
 def transferability_checkpoints(wildcards):
-    return list(transferability_models(wildcards).values())
+    return list(dict.fromkeys(transferability_models(wildcards).values()))
 
 
 def melep_jobs():
@@ -488,7 +583,7 @@ def melep_jobs():
         dict(upstream=u, downstream=d, arch=a, seed=s,
              path=rules.transferability.output[0].format(downstream=d))
         for u, d in FINETUNE_PAIRS
-        for a in ARCHS
+        for a in archs_of(u)
         for s in SEEDS
     ]
 

@@ -1,5 +1,6 @@
 # Data stages: (demo mirror) -> download -> extract -> index_dataset -> make_shard (one per part).
-# With datasets.<name>.local_dir, index_dataset and make_shard read that folder instead.
+# With datasets.<name>.local_dir, index_dataset and make_shard read that folder instead. A folder
+# of records of one's own (datasets.<name>.records) goes through the same rules.
 
 
 rule make_demo_archive:
@@ -64,6 +65,7 @@ rule index_dataset:
         split=split_params,
         parts=shard_parts,
         on_bad_record=on_bad_record,
+        records=records_params,
         code_version=data_code_version,
     conda:
         "../../envs/study.yaml"

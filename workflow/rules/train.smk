@@ -41,10 +41,33 @@ rule pretrain:
         "../scripts/train.py"
 
 
+# A pretrained model given by file (config key pretrained_models) as an upstream: fetched by the
+# verified download (a local path is linked), read without running code (weights_only), checked
+# against what the config and its model.json say, and saved as the study's own checkpoint, which
+# fine-tunes start from like a pretrained one. Its SHA-256 is the rerun trigger; where the file
+# lies is not (the script reads the path from the config). Local: a URL needs the internet.
+rule import_model:
+    output:
+        source="resources/models/{model}.pt",
+        checkpoint="results/imported/{model}/model.pt",
+        sidecar="results/imported/{model}/model.json",
+    params:
+        sha256=imported_sha256,
+        metadata=imported_metadata,
+        code_version=CODE_VERSION["import"],
+    localrule: True
+    conda:
+        "../../envs/study.yaml"
+    log:
+        "logs/import_model/{model}.log",
+    script:
+        "../scripts/import_model.py"
+
+
 use rule pretrain as finetune with:
     input:
         shard=downstream_shards,
-        pretrained=rules.pretrain.output.checkpoint,
+        pretrained=pretrained_checkpoint,
     output:
         checkpoint=downstream_model(
             "results/finetune/{upstream}/{downstream}/{arch}/seed{seed}/model.pt"
@@ -99,7 +122,7 @@ use rule pretrain as train_scratch with:
 use rule finetune as finetune_size with:
     input:
         shard=downstream_shards,
-        pretrained=rules.pretrain.output.checkpoint,
+        pretrained=pretrained_checkpoint,
     output:
         checkpoint=downstream_model(
             "results/sizes/finetune/{upstream}/{downstream}/{arch}/n{size}/seed{seed}/model.pt"

@@ -12,4 +12,5 @@ prepare.write_index(
     split=snakemake.params.split,
     parts=snakemake.params.parts,
     on_bad_record=snakemake.params.on_bad_record,
+    records=snakemake.params.records,
 )

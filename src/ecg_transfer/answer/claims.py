@@ -130,6 +130,8 @@ def _claim_text(c: Claim) -> str:
     rests = [seeds] if seeds else []
     if c.sets:
         rests.append(f"Sets: {', '.join(c.sets)}.")
+    if c.upstreams:
+        rests.append(f"Upstreams: {', '.join(c.upstreams)}.")
     if c.family:
         rests.append(f"Family: {c.family}.")
     rests.append(f"Tests behind this verdict: {c.n_tests}.")
@@ -194,7 +196,7 @@ def _plain(value: object) -> object:
 def claims_json(claims: Sequence[Claim], plan: Plan, *, n_boot: int, seed: int) -> str:
     """``claims.json``: the plan (every parameter a verdict depends on) and every claim with
     key, selection, verdict, estimate, interval, margin, unit, sets, family, models, seeds,
-    pairings, excluded pairings, tests, rule and evidence text."""
+    pairings, excluded pairings, upstreams, tests, rule and evidence text."""
     doc = {
         "version": CLAIMS_JSON_VERSION,
         "plan": plan.as_dict() | {"alpha": plan.alpha},
@@ -205,7 +207,8 @@ def claims_json(claims: Sequence[Claim], plan: Plan, *, n_boot: int, seed: int) 
             "estimate": c.estimate, "low": c.low, "high": c.high, "level": plan.level,
             "margin": c.margin, "unit": c.unit, "sets": list(c.sets), "family": c.family,
             "models": c.models, "seeds": list(c.seeds), "pairings": c.pairings,
-            "excluded": c.excluded, "n_tests": c.n_tests, "rule": c.rule,
+            "excluded": c.excluded, "upstreams": list(c.upstreams), "n_tests": c.n_tests,
+            "rule": c.rule,
             "evidence": c.evidence, "extra": dict(c.extra),
         } for c in claims],
     }

@@ -866,6 +866,7 @@ def _judged_claim(tables: RobustnessTables, plan: rules.Plan, key: str, title: s
                  estimate=est.point, low=low, high=high, margin=margin, unit=unit, sets=sets,
                  models=len(pairs) + len(scratch), seeds=seeds, pairings=len(pairs),
                  excluded=len(excluded), n_tests=1,
+                 upstreams=tuple(sorted(set(pairs["upstream"].astype(str)))),
                  extra={"by_kind": {k: e.point
                                     for k, e in tables.summary_by_kind[measure].items()},
                         "degradation_difference": degradation.point,

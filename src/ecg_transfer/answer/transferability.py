@@ -556,7 +556,9 @@ def _melep_claim(table: pd.DataFrame | None, plan: Plan, selection: str,
             "per_set": dict(test.per_set), "dropped_sets": dict(test.dropped_sets),
             "dropped_rows": len(test.dropped_rows)}
     common = {"unit": "Spearman r", "sets": tuple(test.per_set),
-              "pairings": test.n_pairs, "excluded": len(test.dropped_rows)}
+              "pairings": test.n_pairs, "excluded": len(test.dropped_rows),
+              "upstreams": tuple(sorted(set(
+                  table.loc[table[f"delta_{selection}"].notna(), "upstream"].astype(str))))}
     if not test.n_sets:
         why = (f"{n_delta} (downstream, architecture, upstream) row(s) with a MELEP score and "
                f"a Δ in the {selection} selection, and no downstream set where upstreams can be "

@@ -124,6 +124,9 @@ class Claim:
     excluded: int = 0
     n_tests: int = 1
     extra: Mapping[str, object] = field(default_factory=dict)
+    #: the upstreams whose fine-tuned models it compares: datasets the workflow pretrained on,
+    #: and models given by file (config key pretrained_models)
+    upstreams: tuple[str, ...] = ()
 
     def seeds_words(self) -> str:
         """How much training randomness the interval carries."""
@@ -187,7 +190,8 @@ def _split_problem(ev: Evidence, sets: Sequence[str], plan: Plan) -> str | None:
 def _rests_on(ev: Evidence, pairings: Sequence[Pairing]) -> dict[str, object]:
     models = {m for p in pairings for m in (p.scratch, p.finetune)}
     return {"models": len(models), "seeds": tuple(sorted({ev.seeds[m] for m in models})),
-            "pairings": len(pairings)}
+            "pairings": len(pairings),
+            "upstreams": tuple(sorted({p.upstream for p in pairings}))}
 
 
 def _excluded_words(n: int) -> str:
@@ -611,6 +615,7 @@ def convergence_claims(pairs: Sequence[ConvergencePair], plan: Plan, *, n_boot: 
               "models": len(pairs) + len({(p.downstream, p.arch) for p in pairs}),
               "pairings": len(pairs),
               "sets": tuple(sorted({p.downstream for p in pairs})),
+              "upstreams": tuple(sorted({p.upstream for p in pairs})),
               "extra": {"censored": censored, "epochs": epochs}}
     if len(set(clusters)) < rules.MIN_UNITS:
         why = (f"{len(set(clusters))} (downstream, architecture) cluster(s); a bootstrap over "

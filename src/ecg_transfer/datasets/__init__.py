@@ -1,4 +1,5 @@
-"""Readers for the study's five ECG datasets, behind three functions: `index`, `read`, `load`.
+"""Readers for the study's five ECG datasets and for a folder of records of the user's own,
+behind three functions: `index`, `read`, `load`.
 
 Each reader finds its dataset inside the directory an official archive was extracted into (or any
 folder above it: records by searching for headers recursively, label files by name), so that
@@ -15,7 +16,27 @@ T) float32 signals and a multi-hot label matrix. The leads are in STANDARD_LEADS
 under protocol "paper" for Ribeiro, whose HDF5 columns the paper fed as stored; `leads` (of the
 index's settings, and of the RecordSet) always says which order it is.
 
+A dataset of the user's own (`records=`, the config's `datasets.<name>.records`) is a folder
+of WFDB or Challenge records labelled by a CSV or by the headers' `#Dx:` codes, read by the one
+generic reader (`records`); any safe name that is not a built-in one may name it.
+
 `expected_count_warnings` compares a paper-protocol run's record counts with the paper's own.
+
+The modules, each a reader on top of the shared parts or one of those parts:
+
+- readers: `ptbxl`, `challenge` (CPSC2018, Georgia), `ptb`, `ribeiro`, `records` (a folder of
+  the user's); `wfdb_io` reads WFDB and Challenge files for all but Ribeiro;
+- `names`: the built-in names, and which names a user's dataset may have;
+- `errors`: `BadRecordError` and the on_bad_record policy;
+- `leads`: the standard lead order and the files' spellings of it;
+- `signals`: min-max scalings and the filling of missing samples;
+- `protocols`: the `paper` and `sound` protocols (`PROTOCOLS`);
+- `settings`: a validated request (dataset, protocol, rate, length, scaling, lead order);
+- `hashing`: content hashes of records' raw bytes;
+- `indexing`: phase 1, `IndexBuilder` and `DatasetIndex`;
+- `preprocessing`: phase 2, one record through the protocol;
+- `recordset`: `RecordSet`, what `load` returns;
+- `counts`: the record counts the paper's notebooks printed.
 """
 
 from __future__ import annotations
@@ -30,24 +51,16 @@ from types import ModuleType
 import numpy as np
 
 from . import challenge, ptb, ptbxl, ribeiro
-from .common import (
-    BAD,
-    DROPPED,
-    NAMES,
-    OK,
-    PROTOCOLS,
-    STANDARD_LEADS,
-    BadRecordError,
-    DatasetIndex,
-    IndexBuilder,
-    Preprocessed,
-    RecordSet,
-    Settings,
-    as_bad_record,
-    check_on_bad_record,
-    preprocess,
-)
 from .counts import PAPER_COUNTS, PaperCounts, expected_count_warnings
+from .errors import BadRecordError, as_bad_record, check_on_bad_record
+from .indexing import BAD, DROPPED, OK, DatasetIndex, IndexBuilder
+from .leads import STANDARD_LEADS
+from .names import NAMES
+from .preprocessing import Preprocessed, preprocess
+from .protocols import PROTOCOLS
+from .records import RecordsReader, RecordsSpec
+from .recordset import RecordSet
+from .settings import Settings
 from .wfdb_io import read_record
 
 __all__ = [
@@ -66,6 +79,7 @@ __all__ = [
     "index",
     "load",
     "read",
+    "reader",
 ]
 
 logger = logging.getLogger(__name__)
@@ -79,6 +93,24 @@ _READERS: dict[str, ModuleType] = {
 }
 
 
+def reader(name: str, records: object = None) -> ModuleType | RecordsReader:
+    """The reader of dataset `name`: its built-in reader, or with `records` (the config's
+    `datasets.<name>.records` section) the generic reader of a folder of records.
+
+    Raises ValueError naming the config key where the name is unknown, unsafe or a built-in
+    one given `records`, or where the section is malformed; so the workflow calls it on every
+    dataset entry before any job runs.
+    """
+    if records is not None:
+        return RecordsReader(RecordsSpec.from_config(name, records))
+    if name not in _READERS:
+        raise ValueError(
+            f"unknown dataset {name!r}; known datasets: {list(NAMES)}; a folder of records of "
+            f"your own needs a records section (config datasets.{name}.records, or records=)"
+        )
+    return _READERS[name]
+
+
 def index(
     name: str,
     root: str | os.PathLike,
@@ -88,6 +120,7 @@ def index(
     seconds: float = 10.0,
     scaling: str | None = None,
     on_bad_record: str = "error",
+    records: object = None,
 ) -> DatasetIndex:
     """Phase 1: the record list of dataset `name` under `root`, with labels, sorted by record id.
 
@@ -99,17 +132,18 @@ def index(
     reason for admission) are rows with status DROPPED and the reason. A record whose files are
     missing or malformed, or whose label cannot be interpreted, raises BadRecordError with
     `on_bad_record="error"`, and is a BAD row with "skip".
+
+    `records`: for a folder of records of the user's, the config's `datasets.<name>.records`
+    section (classes and where the labels come from; see `records.RecordsSpec`).
     """
-    if name not in _READERS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {list(NAMES)}")
-    reader = _READERS[name]
-    settings = Settings.create(name, protocol, fs, seconds, scaling, reader.file_leads(name))
+    source = reader(name, records)
+    settings = Settings.create(name, protocol, fs, seconds, scaling, source.file_leads(name))
     check_on_bad_record(on_bad_record)
     path = Path(root)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: dataset root for {name!r} is not a directory")
-    builder = IndexBuilder(settings, path, reader.classes(name), on_bad_record)
-    reader.index(path, builder)
+    builder = IndexBuilder(settings, path, source.classes(name), on_bad_record)
+    source.index(path, builder)
     return builder.finish()
 
 
@@ -160,6 +194,7 @@ def load(
     seconds: float = 10.0,
     scaling: str | None = None,
     on_bad_record: str = "error",
+    records: object = None,
 ) -> RecordSet:
     """Read dataset `name` from `root`, preprocessed by `protocol`: `index` + `read` of all rows.
 
@@ -180,9 +215,13 @@ def load(
 
     Bad records raise BadRecordError (naming the file and the reason) unless
     `on_bad_record="skip"`, which leaves them out and lists them in `quarantined`.
+
+    A folder of records of the user's (`records`) gets the generic choices: scaling "none"
+    (millivolts) under both protocols, a missing sample a bad record under "paper".
     """
     idx = index(
-        name, root, protocol, fs=fs, seconds=seconds, scaling=scaling, on_bad_record=on_bad_record
+        name, root, protocol, fs=fs, seconds=seconds, scaling=scaling, on_bad_record=on_bad_record,
+        records=records,
     )
     table = idx.table
     ok = (table["status"] == OK).to_numpy()
@@ -209,7 +248,7 @@ def load(
             f"{name}: all {len(dropped) + len(quarantined)} records were dropped{first}"
         )
     rows = table[ok][keep]
-    patients = rows["patient_id"].tolist() if name in ("ptbxl", "ptb") else None
+    patients = rows["patient_id"].tolist() if idx.has_patients() else None
     return RecordSet(
         signals=signals[:kept],
         labels=idx.labels[ok][keep],
@@ -229,9 +268,10 @@ def other_readers(name: str) -> list[str]:
     """Dotted names of the reader modules that dataset `name`'s jobs import but never run.
 
     The data stage's code hash leaves them out (``codehash.code_hash(..., exclude=...)``), so a
-    fix to the Georgia reader re-runs Georgia's shards and not PTB-XL's.
+    fix to the Georgia reader re-runs Georgia's shards and not PTB-XL's. A name that is not a
+    built-in one is a folder of records (`reader` checks it has a records section), read by
+    `records`.
     """
-    if name not in _READERS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {list(NAMES)}")
-    mine = _READERS[name]
-    return sorted({m.__name__ for m in _READERS.values() if m is not mine})
+    generic = RecordsReader.__module__
+    mine = _READERS[name].__name__ if name in _READERS else generic
+    return sorted(({m.__name__ for m in _READERS.values()} | {generic}) - {mine})

@@ -13,13 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (
-    BadRecordError,
-    IndexBuilder,
-    as_bad_record,
-    canonical_codes,
-)
-from .wfdb_io import Header, index_checks, read_header
+from .errors import BadRecordError, as_bad_record
+from .indexing import IndexBuilder
+from .settings import canonical_codes
+from .wfdb_io import Header, dx_tokens, index_checks, read_header
 
 # (class, SNOMED-CT code) in the paper's label-column order.
 CPSC2018_CLASSES = (
@@ -105,17 +102,8 @@ def index(root: Path, builder: IndexBuilder) -> None:
 
 def diagnosis_codes(header: Header, dataset: str) -> list[str]:
     """The SNOMED-CT codes of the `#Dx:` comment; CPSC2018's text labels are translated."""
-    lines = [c for c in header.comments if c.lower().startswith("dx:")]
-    if len(lines) != 1:
-        raise ValueError(
-            f"{header.path}: {len(lines)} '#Dx:' comment lines; expected exactly one "
-            f"with comma-separated diagnoses"
-        )
-    tokens = [t.strip() for t in lines[0][3:].split(",") if t.strip()]
-    if not tokens:
-        raise ValueError(f"{header.path}: field Dx is empty; expected at least one diagnosis")
     codes = []
-    for token in tokens:
+    for token in dx_tokens(header):
         if token.isdigit():
             codes.append(token)
         elif dataset == "cpsc2018" and token.lower() in CPSC2018_TEXT_CODES:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import BadRecordError, IndexBuilder, as_bad_record
+from .errors import BadRecordError, as_bad_record
+from .indexing import IndexBuilder
 from .wfdb_io import index_checks, read_header
 
 CLASSES = ("NORM", "MI")

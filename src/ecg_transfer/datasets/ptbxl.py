@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from .common import BadRecordError, IndexBuilder, as_bad_record
+from .errors import BadRecordError, as_bad_record
+from .indexing import IndexBuilder
 from .wfdb_io import index_checks, read_header
 
 CLASSES = ("NORM", "MI", "STTC", "HYP", "CD")

@@ -26,14 +26,10 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .common import (
-    STANDARD_LEADS,
-    BadRecordError,
-    IndexBuilder,
-    hash_bytes,
-    lead_indices,
-    standard_lead,
-)
+from .errors import BadRecordError
+from .hashing import hash_bytes
+from .indexing import IndexBuilder
+from .leads import STANDARD_LEADS, lead_indices, standard_lead
 
 CLASSES = ("NORM", "1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
 FILE_LEADS = ("DI", "DII", "DIII", "AVL", "AVF", "AVR", "V1", "V2", "V3", "V4", "V5", "V6")

@@ -24,7 +24,8 @@ import numpy as np
 import scipy.io
 import wfdb
 
-from .common import hash_files, lead_indices
+from .hashing import hash_files
+from .leads import lead_indices
 
 # WFDB marks a missing sample in format 16 with the most negative int16; wfdb turns it into NaN
 # and so do we (Georgia has a few of them).
@@ -300,6 +301,22 @@ def index_checks(header: Header, header_path: Path, hash_records: bool) -> str:
     if header.sig_len is None:
         raise ValueError("the record line gives no signal length")
     return hash_files(files) if hash_records else ""
+
+
+def dx_tokens(header: Header) -> list[str]:
+    """The entries of the header's one `#Dx:` comment (the Challenge's diagnoses, comma-separated:
+    SNOMED-CT codes, or text in CPSC2018's early release). None, two such lines, or an empty one
+    are a malformed header: the record's labels cannot be read."""
+    lines = [c for c in header.comments if c.lower().startswith("dx:")]
+    if len(lines) != 1:
+        raise ValueError(
+            f"{header.path}: {len(lines)} '#Dx:' comment lines; expected exactly one "
+            f"with comma-separated diagnoses"
+        )
+    tokens = [t.strip() for t in lines[0][3:].split(",") if t.strip()]
+    if not tokens:
+        raise ValueError(f"{header.path}: field Dx is empty; expected at least one diagnosis")
+    return tokens
 
 
 def read_record(header_path: Path) -> tuple[np.ndarray, float]:
