@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import tarfile
 import threading
 from pathlib import Path
 
@@ -318,6 +319,54 @@ def test_a_model_named_like_a_dataset_or_with_a_missing_file_is_refused(tmp_path
 # End to end: a study fine-tunes a model an earlier study wrote
 
 
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real-ecg"
+
+
+def _generated_folder(root: Path) -> dict:
+    """Georgia's demo mirror unpacked as a folder of one's own, labelled by a CSV of class
+    names written from its headers; returns its `records` config section."""
+    from ecg_transfer import demo
+    from ecg_transfer.datasets.challenge import GEORGIA_CLASSES, diagnosis_codes
+    from ecg_transfer.datasets.wfdb_io import read_header
+
+    archive = demo.write_archive("georgia", root.with_suffix(".tar"), 60, difficulty=0.1)
+    with tarfile.open(archive) as tar:
+        tar.extractall(root, filter="data")
+    class_of = {code: cls for cls, code in GEORGIA_CLASSES[:5]}
+    rows = [(h.stem, ";".join(sorted({class_of[c] for c in diagnosis_codes(read_header(h),
+                                                                           "georgia")
+                                      if c in class_of})))
+            for h in sorted(root.rglob("*.hea"))]
+    pd.DataFrame(rows, columns=["record_id", "diagnoses"]).to_csv(root / "labels.csv",
+                                                                  index=False)
+    return {"classes": list(class_of.values()), "labels_csv": "labels.csv",
+            "label_column": "diagnoses", "label_delimiter": ";"}
+
+
+def _genuine_folder(root: Path) -> dict:
+    """The genuine CPSC2018 and Georgia records of ../shared/real-ecg in one folder, with a
+    labels CSV (0/1 columns) written from their headers; returns its `records` section."""
+    from ecg_transfer.datasets.challenge import (
+        CPSC2018_CLASSES,
+        GEORGIA_CLASSES,
+        diagnosis_codes,
+    )
+    from ecg_transfer.datasets.wfdb_io import read_header
+
+    class_of = {code: cls for cls, code in (*CPSC2018_CLASSES, *GEORGIA_CLASSES)}
+    classes = ["NORM", "AF", "OTHER"]
+    rows = []
+    for dataset, folder in (("cpsc2018", "cpsc2018_challenge2020"),
+                            ("georgia", "georgia_challenge2021")):
+        shutil.copytree(REAL / folder, root / folder)
+        for header in sorted((root / folder).glob("*.hea")):
+            found = {class_of.get(c) for c in diagnosis_codes(read_header(header), dataset)}
+            found = {c if c in ("NORM", "AF") else "OTHER" for c in found}
+            rows.append({"record_id": header.stem, **{c: int(c in found) for c in classes}})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    return {"classes": classes, "labels_csv": "labels.csv"}
+
+
 @pytest.mark.slow
 def test_a_model_an_earlier_study_wrote_is_an_upstream_of_the_next(tmp_path):
     # the earlier study: only as far as its pretrained ResNet1d18 (PTB-XL's data, one job)
@@ -331,11 +380,21 @@ def test_a_model_an_earlier_study_wrote_is_an_upstream_of_the_next(tmp_path):
     for name in ("model.pt", "model.json"):
         shutil.copy(first / "results/pretrain/ptbxl/resnet1d18/seed0" / name, export / name)
 
-    # the next study: no dataset pretrained, the file its one upstream; MELEP on
+    # the next study: no dataset pretrained, the file its one upstream, and downstream sets of
+    # one's own (issue 20): a generated folder of records with a labels CSV, and the genuine
+    # CPSC2018 and Georgia records of ../shared/real-ecg where that folder is there; MELEP on
     study = tmp_path / "next"
     study.mkdir()
-    cfg = tiny_config(upstream=[], downstream=["georgia", "ptb"],
+    own = {"clinic": _generated_folder(tmp_path / "clinic")}
+    if REAL.is_dir():
+        own["genuine"] = _genuine_folder(tmp_path / "genuine")
+    cfg = tiny_config(upstream=[], downstream=["ptb", *own],
                       architectures=["resnet1d18", "gru"], epochs=2)
+    for name, records in own.items():
+        cfg["datasets"][name] = {
+            "local_dir": str(tmp_path / name), "records": records,
+            "preprocess": {"protocol": "sound", "fs": 50, "seconds": 4},  # what the model takes
+            "split": {"test_size": 0.33, "random_state": 1, "stratify": False}}
     cfg["pretrained_models"] = {"lab": {"path": str(export / "model.pt")}}
     cfg["melep"] = {"enabled": True}
     cfg["results"] = {"n_boot": 1000}
@@ -345,13 +404,14 @@ def test_a_model_an_earlier_study_wrote_is_an_upstream_of_the_next(tmp_path):
     table = pd.read_csv(study / "results/tables/f1.csv")
     ft = table[table.regime == "finetune"]
     assert set(ft.upstream) == {"lab"} and set(ft.arch) == {"resnet1d18"}
-    assert sorted(ft.downstream) == ["georgia", "ptb"]
-    assert "ft:lab" in (study / "results/tables/f1.md").read_text()
+    assert sorted(ft.downstream) == sorted(["ptb", *own])
+    f1_md = (study / "results/tables/f1.md").read_text()
+    assert "ft:lab" in f1_md and all(f"## {name}" in f1_md for name in own)
     claims = json.loads((study / "results/claims.json").read_text())["claims"]
     assert any(c["upstreams"] == ["lab"] for c in claims)
     assert "Upstreams: lab." in (study / "results/claims.md").read_text()
     melep = pd.read_csv(study / "results/tables/melep.csv")
-    assert set(melep.upstream) == {"lab"} and len(melep) == 2
+    assert set(melep.upstream) == {"lab"} and len(melep) == 1 + len(own)
     log = (study / "logs/finetune/lab/ptb/resnet1d18/seed0.log").read_text()
     assert "initialised from pretrained checkpoint results/imported/lab/model.pt" in log
 
@@ -362,8 +422,10 @@ def test_a_model_an_earlier_study_wrote_is_an_upstream_of_the_next(tmp_path):
     changed = torch.load(export / "model.pt", weights_only=True)
     changed["model"]["fc1.bias"] += 0.01
     torch.save(changed, export / "model.pt")
-    assert scheduled_jobs(study) == {"import_model": 1, "finetune": 2, "transferability": 2,
-                                     "aggregate": 1, "plot_curves": 2, "results": 1}
+    n_down = 1 + len(own)
+    assert scheduled_jobs(study) == {"import_model": 1, "finetune": n_down,
+                                     "transferability": n_down, "aggregate": 1,
+                                     "plot_curves": n_down, "results": 1}
     # moving the file (the same bytes) re-runs nothing
     (export / "model.pt").write_bytes(original)
     moved = tmp_path / "moved"

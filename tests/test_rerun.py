@@ -1,5 +1,5 @@
 """Only the stale parts re-run: each change to the config or the package code schedules exactly
-the jobs that depend on it (README, "What re-runs after which change").
+the jobs that depend on it (docs/reruns.md).
 
 One tiny study is built once for the module (1 upstream, 2 downstream, 2 architectures, 1 epoch);
 every table row is then a dry run of a changed config against it, compared with the job counts
