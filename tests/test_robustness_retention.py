@@ -124,6 +124,20 @@ def test_a_scratch_model_exactly_at_the_constant_has_no_retention_and_the_f1_cla
     assert "undefined" in robustness_markdown(tables, level=0.95)
 
 
+def test_a_test_split_too_small_to_judge_makes_both_claims_not_testable_as_the_paper_s_are():
+    # A downstream set of one's own with 5 test records gave a robustness verdict while every
+    # paper claim on the same set was not testable (issue 20's recipe on 15 genuine records).
+    y = _labels(0, n=20)
+    tables = robustness_tables([_defect(y, right=3)], **BOOT)
+    assert tables.splits == {"small": (20, tuple(int(n) for n in y.sum(axis=0)))}
+    assert _claims(tables, _plan())["robustness_f1"].verdict != rules.NOT_TESTABLE
+    plan = default_plan(min_test_records=30, min_class_positives=5)
+    for claim in _claims(tables, plan).values():
+        assert claim.verdict == rules.NOT_TESTABLE and claim.n_tests == 0
+        assert "small: its test split has 20 record(s); a claim needs at least 30" in \
+            claim.evidence
+
+
 # --------------------------------------------------------------------------------------------
 # The arithmetic
 

@@ -341,6 +341,9 @@ class RobustnessTables:
     summary: Mapping[str, Estimate] = field(default_factory=dict)
     summary_by_kind: Mapping[str, Mapping[str, Estimate]] = field(default_factory=dict)
     retention_excluded: tuple[str, ...] = ()
+    #: per downstream set, its test split's records and positives per class: what
+    #: rules.split_too_small reads, as the paper's claims read it of theirs
+    splits: Mapping[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -447,7 +450,9 @@ def robustness_tables(sets: Sequence[RobustnessSet], *, n_boot: int, seed: int, 
         _sorted(pd.DataFrame(model_rows, columns=list(ROBUSTNESS_COLUMNS)), arch_order),
         _sorted(pd.DataFrame(pair_rows, columns=list(PAIR_COLUMNS)), arch_order),
         pd.DataFrame(curve_rows, columns=list(_CURVE_COLUMNS)), overall, by_kind,
-        tuple(unpaired), float(level), summary, summary_by_kind, excluded)
+        tuple(unpaired), float(level), summary, summary_by_kind, excluded,
+        {rs.downstream: (len(rs.y_true), tuple(int(n) for n in rs.y_true.sum(axis=0)))
+         for rs in sets})
 
 
 #: Per measure of SUMMARY_MEASURES: the pair-row keys of its point value and replicates, and
@@ -783,7 +788,7 @@ def robustness_claims(tables: RobustnessTables | None, plan: rules.Plan) -> list
     for key, (title, unit, measure, margin_name) in _CLAIMS.items():
         margin = float(getattr(plan, margin_name))
         rule = _claim_rule(key, margin, margin_name)
-        why = _untestable(tables, measure)
+        why = _untestable(tables, measure, plan)
         if why is not None:
             excluded = (len(tables.retention_excluded)
                         if tables is not None and measure == "retention" else 0)
@@ -795,8 +800,9 @@ def robustness_claims(tables: RobustnessTables | None, plan: rules.Plan) -> list
     return claims
 
 
-def _untestable(tables: RobustnessTables | None, measure: str) -> str | None:
-    """Why the claim on ``measure`` cannot be judged, or None."""
+def _untestable(tables: RobustnessTables | None, measure: str, plan: rules.Plan) -> str | None:
+    """Why the claim on ``measure`` cannot be judged, or None. A claim resting on a test split
+    too small to judge (rules.split_too_small) is not testable, as the paper's claims are."""
     if tables is None:
         return _NOT_IN_RUN
     if tables.pairs.empty:
@@ -805,6 +811,12 @@ def _untestable(tables: RobustnessTables | None, measure: str) -> str | None:
         return ("No fine-tuned model has a scratch model of its architecture in the robustness "
                 "results." + (" Unpaired: " + "; ".join(tables.unpaired) + "."
                               if tables.unpaired else ""))
+    for downstream in sorted(set(tables.pairs["downstream"])):
+        if downstream in tables.splits:
+            records, positives = tables.splits[downstream]
+            problem = rules.split_too_small(records, positives, plan)
+            if problem:
+                return f"{downstream}: {problem}."
     if measure not in tables.summary:
         return (f"Every one of the {len(tables.retention_excluded)} fine-tuned/scratch pair(s) "
                 "has an arm whose clean F1 is at or below the constant predictor's (no skill "
