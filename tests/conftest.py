@@ -1,8 +1,11 @@
-"""Shared fixtures: a real HTTP server on 127.0.0.1 that serves files with Range support."""
+"""Shared fixtures: a real HTTP server on 127.0.0.1 that serves files with Range support, and
+another user of this machine for the tests of what a second user may do."""
 
 from __future__ import annotations
 
 import http.server
+import os
+import pwd
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -77,3 +80,14 @@ def file_server(tmp_path: Path) -> Iterator[FileServer]:
     yield fs
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def other_user() -> pwd.struct_passwd:
+    """The user `nobody`, for a test that acts as a second user (needs root to act as one)."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to act as another user")
+    try:
+        return pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' on this machine")

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 from snakemake_interface_common.exceptions import WorkflowError
+from tiny_study import job_counts, plan
 
 from ecg_transfer import models
 
@@ -85,13 +86,9 @@ def test_schema_architectures_are_the_registry():
 
 
 def _dry_run_counts(configfile: Path, workdir: Path) -> dict[str, int]:
-    out = subprocess.run(
-        [SNAKEMAKE, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(workdir), "--configfile", str(configfile)],
-        capture_output=True, text=True, cwd=REPO,
-    )
+    out = plan(workdir, configfile)
     assert out.returncode == 0, out.stderr + out.stdout
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
+    return job_counts(out)
 
 
 def test_dry_run_of_the_paper_study_lists_the_paper_grid(tmp_path):
@@ -123,9 +120,7 @@ def _refused(cfg: dict, tmp_path: Path) -> str:
     config.yaml, so the --configfile is the whole config."""
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    out = subprocess.run(
-        [SNAKEMAKE, "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(path)], capture_output=True, text=True, cwd=REPO)
+    out = plan(tmp_path, path)
     assert out.returncode != 0
     return out.stdout + out.stderr
 
@@ -151,12 +146,7 @@ def test_unknown_dataset_in_downstream_stops_before_any_job(tmp_path):
 
 def test_dry_run_of_the_sound_study_lists_the_same_grid_for_three_seeds(tmp_path):
     (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
-    out = subprocess.run(
-        [SNAKEMAKE, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
-         str(REPO / "config" / "sound.yaml")],
-        capture_output=True, text=True, cwd=REPO,
-    )
+    out = plan(tmp_path, tmp_path / "config.yaml", REPO / "config" / "sound.yaml")
     assert out.returncode == 0, out.stderr + out.stdout
     counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
     # the paper's 18, 72 and 30 training jobs (and 6 + 6 of the size axis), for seeds 0, 1, 2
@@ -206,22 +196,14 @@ def test_keep_model_makes_no_file_outside_a_training_job_folder(tmp_path, target
     existing = tmp_path / "results/pretrain/ptbxl/gru/seed0/model.pt"
     existing.parent.mkdir(parents=True)
     existing.write_bytes(b"weights")
-    out = subprocess.run(
-        [SNAKEMAKE, target, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(tmp_path), "--configfile", str(REPO / "config.yaml")],
-        capture_output=True, text=True, cwd=REPO,
-    )
+    out = plan(tmp_path, REPO / "config.yaml", targets=[target])
     assert out.returncode != 0 and "MissingRuleException" in out.stdout + out.stderr
 
 
 def test_keep_model_makes_a_training_job_folder_s_model(tmp_path):
-    out = subprocess.run(
-        [SNAKEMAKE, "results/models/finetune/ptbxl/ptb/gru/seed0/model.pt",
-         "results/models/scratch/ptb/gru/seed0/model.pt", "-n", "--quiet", "rules",
-         "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(REPO / "config.yaml")],
-        capture_output=True, text=True, cwd=REPO,
-    )
+    out = plan(tmp_path, REPO / "config.yaml",
+               targets=["results/models/finetune/ptbxl/ptb/gru/seed0/model.pt",
+                        "results/models/scratch/ptb/gru/seed0/model.pt"])
     assert out.returncode == 0, out.stderr + out.stdout
     assert re.search(r"^keep_model\s+2$", out.stdout, re.M)
 
@@ -233,10 +215,7 @@ def _overlay_dry_run(overlay: dict, tmp_path: Path) -> subprocess.CompletedProce
     work.mkdir(exist_ok=True)
     (work / "config.yaml").write_text((REPO / "config.yaml").read_text())
     (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
-    return subprocess.run(
-        [SNAKEMAKE, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(work), "--configfile", str(work / "overlay.yaml")],
-        capture_output=True, text=True, cwd=REPO)
+    return plan(work, work / "overlay.yaml")
 
 
 def test_an_overlay_switches_the_size_axis_off(tmp_path):
@@ -245,7 +224,7 @@ def test_an_overlay_switches_the_size_axis_off(tmp_path):
     out = _overlay_dry_run({"upstream": ["ptbxl"], "downstream": ["ptb"],
                             "size_axis": {"enabled": False}}, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
+    counts = job_counts(out)
     assert "finetune_size" not in counts and "train_scratch_size" not in counts
     assert counts["finetune"] == 6 and counts["train_scratch"] == 6
 

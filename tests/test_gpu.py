@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import select
 import signal
 import stat
@@ -269,13 +268,8 @@ def test_a_default_lock_dir_someone_could_have_planted_is_refused(temp_root, pla
     assert "XDG_RUNTIME_DIR" in str(refused.value)
 
 
-def test_a_default_lock_dir_owned_by_another_user_is_refused(temp_root):
-    if os.getuid() != 0:
-        pytest.skip("needs root to give a folder to another user")
-    try:
-        nobody = pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user 'nobody' on this machine")
+def test_a_default_lock_dir_owned_by_another_user_is_refused(temp_root, other_user):
+    nobody = other_user
     directory = temp_root / f"ecg-transfer-gpu-locks-{os.getuid()}"
     directory.mkdir(mode=0o755)
     os.chown(directory, nobody.pw_uid, nobody.pw_gid)

@@ -20,7 +20,14 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from tiny_study import REPO, SNAKEMAKE, scheduled_jobs, snakemake, tiny_config, write_config
+from tiny_study import (
+    REPO,
+    plan,
+    scheduled_jobs,
+    snakemake,
+    tiny_config,
+    write_config,
+)
 
 from ecg_transfer import download, imported, modelmeta, models, train
 from ecg_transfer.datasets import STANDARD_LEADS, RecordSet
@@ -282,10 +289,7 @@ def _export(folder: Path, **changes) -> Path:
 def _dry_run(tmp_path: Path, models_cfg: dict) -> subprocess.CompletedProcess:
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(yaml.safe_dump({"pretrained_models": models_cfg}))
-    return subprocess.run(
-        [SNAKEMAKE, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(tmp_path), "--configfile", str(REPO / "config.yaml"), str(overlay)],
-        capture_output=True, text=True, cwd=tmp_path)
+    return plan(tmp_path, REPO / "config.yaml", overlay)
 
 
 def test_a_model_file_is_fine_tuned_on_every_downstream_set_for_its_architecture(tmp_path):

@@ -20,7 +20,7 @@ import yaml
 from snakemake.utils import validate
 from snakemake_interface_common.exceptions import WorkflowError
 from test_datasets import PTBXL_LEAD_NAMES, lead_constants, ramp, write_challenge
-from tiny_study import REPO, SCHEMA, SNAKEMAKE, snakemake, tiny_config
+from tiny_study import REPO, SCHEMA, plan, snakemake, tiny_config
 
 from ecg_transfer import datasets, demo
 from ecg_transfer.datasets import NAMES, BadRecordError
@@ -341,10 +341,7 @@ def test_the_schema_lists_the_built_in_datasets_and_takes_a_folder_of_records():
 
 def dry_run(cfg: dict, tmp_path: Path) -> subprocess.CompletedProcess:
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    return subprocess.run(
-        [SNAKEMAKE, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(tmp_path), "--configfile", str(tmp_path / "c.yaml")],
-        capture_output=True, text=True, cwd=REPO)
+    return plan(tmp_path, tmp_path / "c.yaml")
 
 
 def test_a_built_in_name_with_a_records_section_stops_the_plan_naming_the_key(tmp_path):

@@ -83,6 +83,22 @@ def snakemake(workdir: Path, *args: str, check: bool = True, configfile: str = "
     return out
 
 
+def plan(workdir: Path, *configfiles: Path, targets: Sequence[str] = ()
+         ) -> subprocess.CompletedProcess:
+    """A dry run (``snakemake -n --quiet rules``) of the project's Snakefile in ``workdir``, with
+    ``configfiles`` merged in order (as Snakemake merges them over the workdir's config.yaml);
+    not checked: tests read the refusals too."""
+    return subprocess.run(
+        [SNAKEMAKE, *targets, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(workdir), "--configfile", *map(str, configfiles)],
+        capture_output=True, text=True, cwd=REPO)
+
+
+def job_counts(out: subprocess.CompletedProcess) -> dict[str, int]:
+    """Jobs per rule in the output of :func:`plan` (the ``total`` row included)."""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
+
+
 def scheduled_jobs(workdir: Path, configfile: str = "config.yaml",
                    env: Mapping[str, str] | None = None) -> dict[str, int]:
     """Jobs per rule that a dry run would run now (``all`` and the total left out)."""
