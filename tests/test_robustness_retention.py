@@ -8,6 +8,7 @@ scratch model at the constant predictor cannot lose F1, and the claims must not 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,11 @@ def test_a_test_split_too_small_to_judge_makes_both_claims_not_testable_as_the_p
         assert claim.verdict == rules.NOT_TESTABLE and claim.n_tests == 0
         assert "small: its test split has 20 record(s); a claim needs at least 30" in \
             claim.evidence
+    # pooled with a set large enough, the claim is judged on both, as the paper's pooled claims
+    # (CNN vs RNN) are
+    big = replace(_defect(_labels(1), right=30), downstream="big")
+    pooled = robustness_tables([_defect(y, right=3), big], **BOOT)
+    assert _claims(pooled, plan)["robustness_f1"].verdict != rules.NOT_TESTABLE
 
 
 # --------------------------------------------------------------------------------------------

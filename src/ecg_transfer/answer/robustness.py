@@ -801,8 +801,9 @@ def robustness_claims(tables: RobustnessTables | None, plan: rules.Plan) -> list
 
 
 def _untestable(tables: RobustnessTables | None, measure: str, plan: rules.Plan) -> str | None:
-    """Why the claim on ``measure`` cannot be judged, or None. A claim resting on a test split
-    too small to judge (rules.split_too_small) is not testable, as the paper's claims are."""
+    """Why the claim on ``measure`` cannot be judged, or None. A claim whose every downstream
+    set has a test split too small to judge (rules.split_too_small) is not testable; like the
+    paper's pooled claims (CNN vs RNN), one pooled over several sets is judged on all of them."""
     if tables is None:
         return _NOT_IN_RUN
     if tables.pairs.empty:
@@ -811,12 +812,10 @@ def _untestable(tables: RobustnessTables | None, measure: str, plan: rules.Plan)
         return ("No fine-tuned model has a scratch model of its architecture in the robustness "
                 "results." + (" Unpaired: " + "; ".join(tables.unpaired) + "."
                               if tables.unpaired else ""))
-    for downstream in sorted(set(tables.pairs["downstream"])):
-        if downstream in tables.splits:
-            records, positives = tables.splits[downstream]
-            problem = rules.split_too_small(records, positives, plan)
-            if problem:
-                return f"{downstream}: {problem}."
+    problems = {d: rules.split_too_small(*tables.splits[d], plan)
+                for d in sorted(set(tables.pairs["downstream"])) if d in tables.splits}
+    if problems and all(problems.values()):
+        return " ".join(f"{d}: {problem}." for d, problem in problems.items())
     if measure not in tables.summary:
         return (f"Every one of the {len(tables.retention_excluded)} fine-tuned/scratch pair(s) "
                 "has an arm whose clean F1 is at or below the constant predictor's (no skill "
