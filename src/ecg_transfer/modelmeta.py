@@ -20,15 +20,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ecg_transfer.names import check_safe_name
+
 __all__ = [
     "METADATA_KEYS",
-    "SAFE_NAME",
     "ModelInput",
     "check_fits",
     "check_name",
@@ -42,9 +42,6 @@ __all__ = [
 #: its head (their number sizes the weights), and its input. The study's own ``model.pt`` and
 #: ``model.json`` carry all of them; a plain ``state_dict`` needs them in the config.
 METADATA_KEYS = ("arch", "classes", "leads", "fs", "n_samples")
-#: A model's name, like a dataset's: lower case (two names never collide on a case-insensitive
-#: file system), a plain identifier (a wildcard value and a folder name), at most 32 characters.
-SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -76,17 +73,15 @@ class ModelInput:
 
 
 def check_name(name: object, datasets: Iterable[str]) -> str:
-    """``name`` if it may name a pretrained model; else ValueError naming the config key.
+    """``name`` if it may name a pretrained model (a safe name, :mod:`ecg_transfer.names`);
+    else ValueError naming the config key.
 
     ``datasets`` are the names it must not take: the config's datasets and the built-in ones.
     A model named like a dataset would share its folders (``results/finetune/<name>/``) and its
     column in every table with the model the workflow pretrains on that dataset.
     """
     where = f"config key 'pretrained_models.{name}'"
-    if not isinstance(name, str) or not SAFE_NAME.match(name):
-        raise ValueError(f"{where}: model name {name!r} is not a safe identifier; expected "
-                         "lower-case letters, digits and '_', starting with a letter, at most 32 "
-                         f"characters (pattern {SAFE_NAME.pattern})")
+    check_safe_name(name, where, "model")
     taken = sorted(set(datasets))
     if name in taken:
         raise ValueError(f"{where}: {name!r} is the name of a dataset ({', '.join(taken)}); a "

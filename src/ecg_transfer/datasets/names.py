@@ -7,12 +7,9 @@ name, whose reader, paper scaling and paper counts it would silently take over.
 
 from __future__ import annotations
 
-import re
+from ecg_transfer.names import check_safe_name
 
 NAMES = ("ptbxl", "cpsc2018", "georgia", "ptb", "ribeiro")
-
-# Lower case, so that two names never collide on a case-insensitive file system.
-SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 def check_user_name(name: str, where: str) -> str:
@@ -23,10 +20,4 @@ def check_user_name(name: str, where: str) -> str:
             f"{where}: {name!r} is a built-in dataset, read by its own reader; give your folder "
             f"of records a name of its own (not one of {', '.join(NAMES)})"
         )
-    if not isinstance(name, str) or not SAFE_NAME.match(name):
-        raise ValueError(
-            f"{where}: dataset name {name!r} is not a safe identifier; expected lower-case "
-            f"letters, digits and '_', starting with a letter, at most 32 characters "
-            f"(pattern {SAFE_NAME.pattern})"
-        )
-    return name
+    return check_safe_name(name, where, "dataset")
