@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -248,8 +249,8 @@ def test_a_size_above_the_indexed_train_split_is_refused_when_planning(tmp_path)
     # instead of failing every size job at run time.
     index = tmp_path / "work" / "results" / "index"
     index.mkdir(parents=True)
-    rows = ["record_id,status,split"] + [f"{i:05d},ok,{0 if i < 20 else 1}" for i in range(30)]
-    (index / "ptbxl.csv").write_text("\n".join(rows) + "\n")
+    # the index meta write_index writes: the split's counts (n_train, n_val, n_test) among them
+    (index / "ptbxl.json").write_text(json.dumps({"n_train": 20, "n_val": 0, "n_test": 10}))
     out = _overlay_dry_run({}, tmp_path)
     assert out.returncode != 0
     text = out.stdout + out.stderr

@@ -1,6 +1,5 @@
 # Config -> job lists, wildcard constraints and input functions. All of the workflow's Python
 # lives here; the rules only name these functions.
-import csv
 import json
 import os
 from pathlib import Path
@@ -162,23 +161,15 @@ for _name in SIZE_UPSTREAM:
         )
 
 
-def _indexed_train_records(dataset):
-    """Train records in the dataset's index, if it has been built (else None): an upper bound
-    of what a size job can draw from (the shard stage may still leave some out)."""
-    path = Path("results/index") / f"{dataset}.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        return sum(row["split"] == "0" for row in csv.DictReader(f))  # splits.TRAIN
-
-
+# Once a size-axis dataset's index exists, its train count (n_train of the index meta) bounds
+# the sizes: an upper bound of what a size job can draw from (the shards may leave some out).
 for _name, _sizes in TRAIN_SIZES.items():
-    _n_train = _indexed_train_records(_name)
+    _n_train = (_index_meta(_name) or {}).get("n_train")
     _too_large = [v for v in _sizes if v >= 1 and _n_train is not None and v > _n_train]
     if _too_large:
         raise ValueError(
             f"config key 'size_axis.train_sizes.{_name}': size(s) {_too_large} exceed the "
-            f"{_n_train} training records of {_name} (results/index/{_name}.csv); give counts "
+            f"{_n_train} training records of {_name} (results/index/{_name}.json); give counts "
             f"up to {_n_train} or fractions below 1{_SIZE_OFF}"
         )
 
