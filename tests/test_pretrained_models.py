@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-import tarfile
 import threading
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from test_records import REAL, demo_folder
 from tiny_study import (
     REPO,
     plan,
@@ -323,30 +323,6 @@ def test_a_model_named_like_a_dataset_or_with_a_missing_file_is_refused(tmp_path
 # End to end: a study fine-tunes a model an earlier study wrote
 
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-ecg"
-
-
-def _generated_folder(root: Path) -> dict:
-    """Georgia's demo mirror unpacked as a folder of one's own, labelled by a CSV of class
-    names written from its headers; returns its `records` config section."""
-    from ecg_transfer import demo
-    from ecg_transfer.datasets.challenge import GEORGIA_CLASSES, diagnosis_codes
-    from ecg_transfer.datasets.wfdb_io import read_header
-
-    archive = demo.write_archive("georgia", root.with_suffix(".tar"), 60, difficulty=0.1)
-    with tarfile.open(archive) as tar:
-        tar.extractall(root, filter="data")
-    class_of = {code: cls for cls, code in GEORGIA_CLASSES[:5]}
-    rows = [(h.stem, ";".join(sorted({class_of[c] for c in diagnosis_codes(read_header(h),
-                                                                           "georgia")
-                                      if c in class_of})))
-            for h in sorted(root.rglob("*.hea"))]
-    pd.DataFrame(rows, columns=["record_id", "diagnoses"]).to_csv(root / "labels.csv",
-                                                                  index=False)
-    return {"classes": list(class_of.values()), "labels_csv": "labels.csv",
-            "label_column": "diagnoses", "label_delimiter": ";"}
-
-
 def _genuine_folder(root: Path) -> dict:
     """The genuine CPSC2018 and Georgia records of ../shared/real-ecg in one folder, with a
     labels CSV (0/1 columns) written from their headers; returns its `records` section."""
@@ -389,7 +365,7 @@ def test_a_model_an_earlier_study_wrote_is_an_upstream_of_the_next(tmp_path):
     # CPSC2018 and Georgia records of ../shared/real-ecg where that folder is there; MELEP on
     study = tmp_path / "next"
     study.mkdir()
-    own = {"clinic": _generated_folder(tmp_path / "clinic")}
+    own = {"clinic": demo_folder(tmp_path / "clinic", tmp_path / "clinic" / "labels.csv")}
     if REAL.is_dir():
         own["genuine"] = _genuine_folder(tmp_path / "genuine")
     cfg = tiny_config(upstream=[], downstream=["ptb", *own],

@@ -409,15 +409,13 @@ def test_genuine_challenge_records_as_a_folder_of_ones_own(tmp_path):
 # --- a tiny study through Snakemake ---------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_a_tiny_study_fine_tunes_and_trains_from_scratch_on_a_folder_of_records(tmp_path):
-    """The Georgia demo mirror's records, unpacked, labelled by a CSV of class names written from
-    their headers: fine-tuned from a tiny PTB-XL model and trained from scratch; the tables name
-    the user's dataset."""
+def demo_folder(root: Path, labels: Path, *, id_column: str = "record_id",
+                label_column: str = "diagnoses") -> dict:
+    """Georgia's demo mirror (60 records) unpacked into ``root`` as a folder of one's own, with
+    ``labels`` a CSV of class names (";") written from its headers; its `records` section."""
     from ecg_transfer.datasets.challenge import GEORGIA_CLASSES
 
-    root = tmp_path / "clinic_records"
-    archive = demo.write_archive("georgia", tmp_path / "georgia.tar", 60, difficulty=0.1)
+    archive = demo.write_archive("georgia", root.with_suffix(".tar"), 60, difficulty=0.1)
     with tarfile.open(archive) as tar:
         tar.extractall(root, filter="data")
     class_of = {code: cls for cls, code in GEORGIA_CLASSES[:5]}
@@ -425,15 +423,26 @@ def test_a_tiny_study_fine_tunes_and_trains_from_scratch_on_a_folder_of_records(
     for header in sorted(root.rglob("*.hea")):
         codes = diagnosis_codes(read_header(header), "georgia")
         rows.append((header.stem, ";".join(sorted({class_of[c] for c in codes if c in class_of}))))
-    pd.DataFrame(rows, columns=["ecg", "findings"]).to_csv(tmp_path / "labels.csv", index=False)
+    pd.DataFrame(rows, columns=[id_column, label_column]).to_csv(labels, index=False)
+    return {"classes": list(class_of.values()),
+            "labels_csv": labels.name if labels.parent == root else str(labels),
+            "id_column": id_column, "label_column": label_column, "label_delimiter": ";"}
+
+
+@pytest.mark.slow
+def test_a_tiny_study_fine_tunes_and_trains_from_scratch_on_a_folder_of_records(tmp_path):
+    """The Georgia demo mirror's records, unpacked, labelled by a CSV of class names written from
+    their headers: fine-tuned from a tiny PTB-XL model and trained from scratch; the tables name
+    the user's dataset."""
+    root = tmp_path / "clinic_records"
+    records = demo_folder(root, tmp_path / "labels.csv", id_column="ecg", label_column="findings")
     work = tmp_path / "study"
     work.mkdir()
     cfg = tiny_config(records={"ptbxl": 60}, architectures=("resnet1d18",), upstream=("ptbxl",),
                       downstream=(NAME,), epochs=1)
     cfg["datasets"] = {"ptbxl": cfg["datasets"]["ptbxl"], NAME: {
         "local_dir": str(root),
-        "records": {"classes": list(class_of.values()), "labels_csv": str(tmp_path / "labels.csv"),
-                    "id_column": "ecg", "label_column": "findings", "label_delimiter": ";"},
+        "records": records,
         "preprocess": {"protocol": "sound", "fs": 50, "seconds": 4},
     }}
     cfg["results"] = {"n_boot": 1000}
