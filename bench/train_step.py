@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecg_transfer import models, train
+from ecg_transfer import models, optim, train
 from ecg_transfer.metrics import EPOCH_COLUMNS
 from ecg_transfer.shards import read_shard, write_shard
 from ecg_transfer.splits import TEST, TRAIN, VAL, SplitSpec, split_records
@@ -335,7 +335,7 @@ def time_bare(arch: str, data: dict[str, torch.Tensor], args: argparse.Namespace
     torch.manual_seed(args.seed)
     model = models.build(arch, n_classes=y.shape[1], n_leads=x.shape[1],
                          n_samples=x.shape[2]).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR, fused=True)
+    optimizer = optim.Adam(model.parameters(), lr=LR)  # as the engine: fused Adam
     if args.compile != "none":  # as the engine: the optimiser holds the plain parameters
         model = torch.compile(model, mode=args.compile)
     loss_fn = torch.nn.BCEWithLogitsLoss()

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ecg_transfer import models, train
+from ecg_transfer import models, optim, train
 from ecg_transfer.datasets import STANDARD_LEADS, RecordSet
 from ecg_transfer.metrics import EPOCH_COLUMNS, select_epochs, weighted_f1
 from ecg_transfer.shards import read_shard, write_shard
@@ -495,7 +495,7 @@ def test_predictions_hold_the_test_probabilities_after_every_epoch(tmp_path):
 
 def test_progress_keeps_each_epochs_probabilities_as_float16_on_the_cpu():
     model = models.build("gru", n_classes=2, n_samples=16)
-    optimizer = torch.optim.Adam(model.parameters())
+    optimizer = optim.Adam(model.parameters(), lr=1e-3)
     progress = train.Progress(criterion="test_f1")
     probs = torch.tensor([[0.1, 0.9], [0.6, 0.4]])
     for epoch, f1 in ((1, 0.5), (2, 0.7), (3, 0.6)):

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ecg_transfer import __version__, modelmeta, models
+from ecg_transfer import __version__, modelmeta, models, optim
 from ecg_transfer.codehash import code_hash
 from ecg_transfer.fileio import atomic_path
 from ecg_transfer.metrics import (
@@ -215,7 +215,13 @@ def configure_device(device: torch.device, settings: TrainSettings
     """
     if device.type == "cpu":
         torch.set_num_threads(max(1, settings.threads))
-        torch.use_deterministic_algorithms(True)
+        if settings.compile == "none":
+            # ATen's flag alone: torch.use_deterministic_algorithms also sets the inductor's,
+            # and importing torch._inductor.config imports torch._dynamo, ~0.9 s of the job's
+            # start-up (ecg_transfer.optim); only a compiled model reads that flag
+            torch._C._set_deterministic_algorithms(True)
+        else:
+            torch.use_deterministic_algorithms(True)
         if settings.precision != "fp32":
             log.info("precision %s applies on CUDA only; this CPU job trains in float32",
                      settings.precision)
@@ -235,7 +241,7 @@ def load_pretrained_backbone(path: str | os.PathLike, n_classes: int) -> torch.n
     return models.replace_head(model, n_classes)
 
 
-def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> optim.Adam:
     """Adam over what ``settings.strategy`` trains; a linear probe's backbone is frozen here.
 
     ``full`` is the paper's fine-tuning (every layer, one learning rate). ``linear_probe``
@@ -253,8 +259,9 @@ def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.opt
                   {"params": head}]
     else:
         groups = [{"params": list(model.parameters())}]
-    # fused: one kernel for all parameters; the same update, 4x faster on CPU for ResNet1d101
-    return torch.optim.Adam(groups, lr=settings.lr, fused=True)
+    # torch.optim.Adam(groups, lr=settings.lr, fused=True)'s update without torch._dynamo's import
+    # (ecg_transfer.optim). fused: one kernel for all parameters, 4x faster on CPU for ResNet1d101
+    return optim.Adam(groups, lr=settings.lr)
 
 
 def compiled(model: torch.nn.Module, settings: TrainSettings) -> torch.nn.Module:
@@ -425,7 +432,7 @@ class Progress:
         return len(self.rows)
 
     def record(self, row: dict, test_probs: torch.Tensor, model: torch.nn.Module,
-               optimizer: torch.optim.Optimizer, save_optimizer: bool) -> None:
+               optimizer: optim.Adam, save_optimizer: bool) -> None:
         """Add one epoch; keep its weights and predictions where it is the best so far."""
         self.rows.append(row)
         # (records, classes); (0, classes) without a test split, so item e-1 is always epoch e

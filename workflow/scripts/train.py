@@ -38,8 +38,8 @@ with gpu.claim_device() as device:
         resume_dir=snakemake.params.resume,
     )
 # Every output is written, fsynced and renamed by now, and the GPU slot released. Finalising an
-# interpreter that has imported torch._dynamo (the optimiser does) takes ~0.5 s of a job's
-# ~3 s outside its epochs (bench/README.md, issue 21): end the process at once instead.
+# interpreter that has imported torch takes 0.3 s of a job's ~1.5 s outside its epochs (0.7 s
+# when torch._dynamo was imported too; bench/README.md, issue 21): end the process at once.
 logging.shutdown()
 sys.stdout.flush()
 sys.stderr.flush()
