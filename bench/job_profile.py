@@ -22,7 +22,7 @@ process, under ``python -X importtime``, timing:
 
 and, from ``-X importtime``, the cumulative import time of each outermost import of the
 process: the script's own, and the lazy ones inside functions (``torch._dynamo``, which the
-first ``torch.optim.Adam`` imports).
+first ``torch.optim.Adam`` imported until the engine got its own Adam, ``ecg_transfer.optim``).
 The job's numbers do not change (the script is the job's own); its outputs are rewritten.
 """
 
@@ -78,8 +78,8 @@ def _log_path(script: Path) -> Path:
 
 def _imports(lines: list[str]) -> dict[str, float]:
     """Cumulative import seconds of each outermost import: a module the process imported
-    itself, at the top of a script or lazily inside a function (``torch._dynamo`` by the
-    first ``torch.optim.Adam``), not one imported by another module."""
+    itself, at the top of a script or lazily inside a function (``torch._dynamo`` by a
+    ``torch.optim.Adam``), not one imported by another module."""
     out: dict[str, float] = {}
     for line in lines:
         m = _IMPORT.match(line)

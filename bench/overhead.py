@@ -18,7 +18,8 @@ Prints the median overhead per setting and architecture and the ratio after / be
 
 measures a finished run instead (e.g. the demo in a fresh clone, DIR its root): per training
 rule, the jobs' wall times from ``benchmarks/<rule>/**.tsv`` minus their epochs' ``seconds``
-from metrics.csv, per job; the wall time of the other rules' jobs; and the disk that
+from metrics.csv, per job (the mean, and over all training jobs the median and quartiles: issue
+21's goal is the median); the wall time of the other rules' jobs; and the disk that
 ``results/`` and ``resources/`` take (each hard-linked file counted once, as ``du`` does).
 """
 
@@ -98,19 +99,26 @@ def disk_bytes(folder: Path) -> int:
 
 def from_run(root: Path) -> None:
     jobs = wall = epochs = 0.0
+    per_job: list[float] = []
     for rule, folder in TRAINING_RULES.items():
         tsvs = sorted((root / "benchmarks" / rule).rglob("*.tsv"))
         if not tsvs:
             continue
-        rule_wall = sum(float(pd.read_csv(t, sep="\t")["s"].iloc[-1]) for t in tsvs)
+        walls = [float(pd.read_csv(t, sep="\t")["s"].iloc[-1]) for t in tsvs]
         metrics = [root / "results" / folder / t.relative_to(root / "benchmarks" / rule)
                    .with_suffix("") / "metrics.csv" for t in tsvs]
-        rule_epochs = sum(float(pd.read_csv(m)["seconds"].sum()) for m in metrics)
+        job_epochs = [float(pd.read_csv(m)["seconds"].sum()) for m in metrics]
+        per_job += [w - e for w, e in zip(walls, job_epochs, strict=True)]
+        rule_wall, rule_epochs = sum(walls), sum(job_epochs)
         print(f"{rule:20s} {len(tsvs):4d} jobs  wall {rule_wall:7.1f} s  epochs "
               f"{rule_epochs:7.1f} s  overhead {(rule_wall - rule_epochs) / len(tsvs):5.2f} s/job")
         jobs, wall, epochs = jobs + len(tsvs), wall + rule_wall, epochs + rule_epochs
     print(f"{'training, all':20s} {int(jobs):4d} jobs  wall {wall:7.1f} s  epochs {epochs:7.1f} s"
           f"  overhead {(wall - epochs) / max(jobs, 1):5.2f} s/job")
+    if per_job:
+        q1, median, q3 = np.quantile(per_job, [0.25, 0.5, 0.75])
+        print(f"{'training, per job':20s} overhead median {median:5.2f} s  quartiles "
+              f"{q1:5.2f} / {q3:5.2f} s")
     for rule_dir in sorted((root / "benchmarks").iterdir()):
         if rule_dir.name not in TRAINING_RULES:
             tsvs = list(rule_dir.rglob("*.tsv"))
