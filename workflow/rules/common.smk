@@ -1,5 +1,6 @@
 # Config -> job lists, wildcard constraints and input functions. All of the workflow's Python
 # lives here; the rules only name these functions.
+import functools
 import json
 import os
 from pathlib import Path
@@ -318,13 +319,19 @@ def data_code_version(wildcards):
     return DATA_CODE_VERSION[wildcards.dataset]
 
 
-def _shard_parts(dataset):
+@functools.cache
+def _dataset_shards(dataset):
     """All parts of a dataset's shard: the config fixes their number (datasets.<name>.parts),
-    so the whole DAG is known before anything has run."""
-    return [
+    so the whole DAG is known before anything has run. Formatted once per dataset: every
+    training job asks for them."""
+    return tuple(
         rules.make_shard.output.shard.format(dataset=dataset, part=i)
         for i in range(config["datasets"][dataset]["parts"])
-    ]
+    )
+
+
+def _shard_parts(dataset):
+    return list(_dataset_shards(dataset))
 
 
 def upstream_shards(wildcards):
@@ -384,7 +391,18 @@ def plot_params():
 
 def training_jobs(downstream=None):
     """Every training job of the study (of one downstream dataset, if given), labelled as the
-    aggregation needs; the metrics paths are the training rules' own outputs."""
+    aggregation needs; the metrics paths are the training rules' own outputs. Each call gets
+    its own dicts, so no rule's params share an object with another's."""
+    jobs = _grid_jobs()
+    if downstream is not None:
+        jobs = [j for j in jobs if j["downstream"] == downstream and j["regime"] != "pretrain"]
+    return [dict(job) for job in jobs]
+
+
+@functools.cache
+def _grid_jobs():
+    """training_jobs() built once: the aggregation, each downstream set's curves and the
+    results stage all ask for the whole grid (14 times per plan, 6000 jobs at 50 seeds)."""
     jobs = []
     for seed in SEEDS:
         for arch in ARCHS:
@@ -399,9 +417,7 @@ def training_jobs(downstream=None):
                 where = dict(downstream=down, arch=arch, seed=seed)
                 jobs.append(dict(regime="scratch", upstream=None, **where,
                                  **_job_files(rules.train_scratch, where)))
-    if downstream is None:
-        return jobs
-    return [j for j in jobs if j["downstream"] == downstream and j["regime"] != "pretrain"]
+    return tuple(jobs)
 
 
 def _job_files(rule, wildcards):
@@ -440,6 +456,12 @@ def subset_seed():
 
 def size_jobs():
     """Every job of the size axis, labelled like training_jobs() plus its size."""
+    return [dict(job) for job in _size_jobs()]
+
+
+@functools.cache
+def _size_jobs():
+    """size_jobs() built once (the results stage asks for it twice)."""
     jobs = []
     for down, sizes in TRAIN_SIZES.items():
         for size, arch, seed in ((v, a, s) for v in sizes for a in SIZE_ARCHS for s in SEEDS):
@@ -450,7 +472,7 @@ def size_jobs():
                 where_ft = dict(upstream=up, **where)
                 jobs.append(dict(regime="finetune", **where_ft,
                                  **_job_files(rules.finetune_size, where_ft)))
-    return jobs
+    return tuple(jobs)
 
 
 def result_jobs():
