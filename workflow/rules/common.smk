@@ -14,8 +14,7 @@ import ecg_transfer.gpu
 import ecg_transfer.modelmeta
 import ecg_transfer.metrics
 import ecg_transfer.answer
-import ecg_transfer.answer.robustness
-import ecg_transfer.answer.transferability
+import ecg_transfer.answer.paths
 import ecg_transfer.perturb
 from ecg_transfer.codehash import code_hash, package_modules
 
@@ -550,14 +549,14 @@ def robustness_models(wildcards):
         for arch in ROBUST_ARCHS:
             for up in (u for u in upstreams_of(wildcards.downstream) if arch in archs_of(u)):
                 where = dict(upstream=up, downstream=wildcards.downstream, arch=arch, seed=seed)
-                model_id = ecg_transfer.answer.robustness.robustness_model_id(
+                model_id = ecg_transfer.answer.paths.robustness_model_id(
                     "finetune", up, arch, seed
                 )
                 models[model_id] = kept_model(
                     rules.finetune.output.checkpoint.format(**where)
                 )
             where = dict(downstream=wildcards.downstream, arch=arch, seed=seed)
-            model_id = ecg_transfer.answer.robustness.robustness_model_id(
+            model_id = ecg_transfer.answer.paths.robustness_model_id(
                 "scratch", None, arch, seed
             )
             models[model_id] = kept_model(
@@ -578,7 +577,7 @@ def transferability_models(wildcards):
     for up in upstreams_of(wildcards.downstream):
         for arch in archs_of(up):
             for seed in SEEDS:
-                model_id = ecg_transfer.answer.transferability.melep_model_id(up, arch, seed)
+                model_id = ecg_transfer.answer.paths.melep_model_id(up, arch, seed)
                 models[model_id] = _pretrained(up, arch, seed)
     return models
 

@@ -18,6 +18,8 @@ with its interval and verdict, in one file. The parts:
 - :mod:`.claims`: ``claims.md`` and ``claims.json``.
 - :mod:`.figures`: every figure; :mod:`.formatting`: how numbers are printed.
 - :mod:`.write`: the writers; :mod:`.stats`: AUROC and the robustness bootstrap.
+- :mod:`.paths`: the files the answer writes and the ids the workflow files models under
+  (what Snakemake needs at each start, without the statistics' imports).
 - ``python -m ecg_transfer.answer rejudge``: the answer again from a finished results folder,
   with another margin or level (:func:`rejudge`).
 """
@@ -28,17 +30,19 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ecg_transfer.answer.paths import beyond_output_paths, results_output_paths
 from ecg_transfer.answer.rules import Plan
-from ecg_transfer.answer.verdicts import Claim
-from ecg_transfer.answer.write import (
-    beyond_output_paths,
-    compute_results,
-    results_output_paths,
-    write_beyond,
-    write_results,
-)
 from ecg_transfer.fileio import atomic_path
+
+if TYPE_CHECKING:
+    from ecg_transfer.answer.verdicts import Claim
+
+# The statistics (ecg_transfer.answer.write and what it imports: scipy.stats, pandas,
+# matplotlib) are imported where they are used, in write_answer: the workflow imports this
+# package each time Snakemake starts, for output_paths and the model ids (.paths), and those
+# imports were ~1.2 s of each start (bench/README.md, issue 21).
 
 __all__ = ["INPUTS_VERSION", "Plan", "output_paths", "rejudge", "write_answer"]
 
@@ -73,6 +77,8 @@ def write_answer(jobs: Sequence[Mapping[str, object]], out_dir: str | os.PathLik
     ``plan`` holds every parameter a verdict depends on (config ``results:``). Returns
     :func:`output_paths`.
     """
+    from ecg_transfer.answer.write import compute_results, write_beyond, write_results
+
     results = compute_results(jobs, families=families, arch_order=arch_order, n_boot=n_boot,
                               seed=seed, plan=plan)
     beyond: dict[str, Path] = {}

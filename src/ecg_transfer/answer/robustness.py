@@ -41,6 +41,7 @@ from ecg_transfer.aggregate import _arch_order
 from ecg_transfer.answer import rules
 from ecg_transfer.answer.bootstrap import Estimate, spread_units
 from ecg_transfer.answer.formatting import interval, markdown_table, nothing, num, percent
+from ecg_transfer.answer.paths import check_kinds, robustness_model_id
 from ecg_transfer.answer.runs import THRESHOLD, Run
 from ecg_transfer.answer.stats import (
     MeanDelta,
@@ -129,14 +130,6 @@ def mild_to_harsh(kind: str, levels: Sequence[float]) -> list[float]:
     return sorted(levels, reverse=not is_lead_kind(kind))
 
 
-def check_kinds(kinds: Sequence[str], where: str) -> list[str]:
-    bad = [k for k in kinds if k not in LEVELS]
-    if bad:
-        raise ValueError(f"{where}: unknown perturbation kind(s) {bad}; expected some of "
-                         f"{list(LEVELS)}")
-    return list(dict.fromkeys(kinds))
-
-
 _SEED = re.compile(r"seed(\d+)")
 
 
@@ -161,17 +154,6 @@ class RobustnessSet:
     @property
     def kinds(self) -> list[str]:
         return list(dict.fromkeys(k for k, _ in self.conditions if k != CLEAN))
-
-
-def robustness_model_id(regime: str, upstream: str | None, arch: str, seed: int) -> str:
-    """A fine-tuned or scratch model's id in its downstream set's robustness file (the workflow
-    names the entries with it, :func:`_parse_model_id` reads it back)."""
-    if regime == "finetune" and upstream:
-        return f"finetune/{upstream}/{arch}/seed{seed}"
-    if regime == "scratch" and not upstream:
-        return f"scratch/{arch}/seed{seed}"
-    raise ValueError(f"no robustness model id for regime {regime!r} with upstream {upstream!r}: "
-                     "expected finetune with an upstream, or scratch without one")
 
 
 def _parse_model_id(model_id: str, path: Path) -> tuple[str, str, str, int]:

@@ -46,6 +46,7 @@ from ecg_transfer.answer.formatting import (
     num,
     percent,
 )
+from ecg_transfer.answer.paths import melep_model_id
 from ecg_transfer.answer.permutation import (
     RankingHits,
     WithinSetCorrelation,
@@ -141,12 +142,6 @@ def _read_melep_models(path: Path) -> Mapping[str, object]:
         raise ValueError(f"{path}: no mapping 'models' (model id -> result); expected the JSON "
                          "written by evaluate.transferability")
     return models
-
-
-def melep_model_id(upstream: str, arch: str, seed: int) -> str:
-    """A pretrained model's id in its downstream set's MELEP file (the workflow names the
-    entries with it, :func:`read_melep` looks them up with it)."""
-    return f"{upstream}/{arch}/seed{seed}"
 
 
 def _read_melep_entry(models: Mapping[str, object], path: Path, job: Mapping[str, object],

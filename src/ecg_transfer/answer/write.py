@@ -25,6 +25,7 @@ from ecg_transfer.answer.figures import (
     plot_robustness,
     plot_size_curve,
 )
+from ecg_transfer.answer.paths import beyond_output_paths, results_output_paths
 from ecg_transfer.answer.robustness import (
     check_kinds,
     load_robustness,
@@ -66,26 +67,6 @@ __all__ = [
     "write_claims",
     "write_results",
 ]
-
-
-def results_output_paths(out_dir: str | os.PathLike, *, sizes: bool) -> dict[str, Path]:
-    """Every file :func:`write_results` writes under ``out_dir``, keyed by a name a rule can use
-    as a named output. The size table and figure exist only with a size axis (``sizes``)."""
-    out = Path(out_dir)
-    tables, figures = out / "tables", out / "figures"
-    paths: dict[str, Path] = {}
-    for s in SELECTIONS:
-        for stem in ("transfer", "families") + (("sizes",) if sizes else ()):
-            paths[f"{stem}_{s}_csv"] = tables / f"{stem}_{s}.csv"
-            paths[f"{stem}_{s}_md"] = tables / f"{stem}_{s}.md"
-        paths[f"gain_heatmap_{s}"] = figures / f"gain_heatmap_{s}.png"
-        if sizes:
-            paths[f"size_curve_{s}"] = figures / f"size_curve_{s}.png"
-    paths["convergence_csv"] = tables / "convergence.csv"
-    paths["convergence_md"] = tables / "convergence.md"
-    paths["claims"] = out / "claims.md"
-    paths["claims_json"] = out / "claims.json"
-    return paths
 
 
 @dataclass(frozen=True)
@@ -159,29 +140,6 @@ def write_results(jobs: Sequence[Mapping[str, object]], out_dir: str | os.PathLi
                 paths["convergence_csv"], paths["convergence_md"])
     write_claims([*results.claims, *beyond_claims], paths, plan, n_boot=n_boot, seed=seed,
                  tables=tables)
-    return paths
-
-
-def beyond_output_paths(out_dir: str | os.PathLike, *, melep: bool, robustness: bool,
-                        kinds: Sequence[str] = ()) -> dict[str, Path]:
-    """Every file :func:`write_beyond` writes under ``out_dir``, keyed by a name a rule can use
-    as a named output: the MELEP files with ``melep``, the robustness files (one figure per
-    perturbation kind of ``kinds``) with ``robustness``, and ``claims_beyond`` always."""
-    out = Path(out_dir)
-    tables, figures = out / "tables", out / "figures"
-    paths: dict[str, Path] = {}
-    if melep:
-        paths |= {"melep_csv": tables / "melep.csv", "melep_md": tables / "melep.md",
-                  "melep_correlations_csv": tables / "melep_correlations.csv",
-                  "melep_ranking_csv": tables / "melep_ranking.csv",
-                  "melep_scatter": figures / "melep_scatter.png"}
-    if robustness:
-        paths |= {"robustness_csv": tables / "robustness.csv",
-                  "robustness_pairs_csv": tables / "robustness_pairs.csv",
-                  "robustness_md": tables / "robustness.md"}
-        for kind in check_kinds(kinds, "kinds"):
-            paths[f"robustness_{kind}"] = figures / f"robustness_{kind}.png"
-    paths["claims_beyond"] = out / "claims_beyond.md"
     return paths
 
 
