@@ -100,6 +100,8 @@ def test_options_it_does_not_implement_are_refused():
     model, _ = _model_and_batches()
     with pytest.raises(ValueError, match=r"unsupported Adam option.*momentum"):
         optim.Adam([{"params": list(model.parameters()), "momentum": 0.9}], lr=1e-3)
+    with pytest.raises(ValueError, match="amsgrad=True"):
+        optim.Adam([{"params": list(model.parameters()), "amsgrad": True}], lr=1e-3)
     with pytest.raises(ValueError, match="float CPU or CUDA"):
         optim.Adam([torch.zeros(3, dtype=torch.int64)], lr=1e-3)
 

@@ -9,8 +9,9 @@ state itself and calls torch's own functional update, ``torch.optim.adam.adam(..
 the same kernel on the same tensors, so the same numbers bit for bit (tests/test_optim.py), and a
 ``state_dict`` laid out as ``torch.optim.Adam``'s, so each loads the other's.
 
-Only what the study uses: Adam without weight decay, amsgrad or maximize; groups may set their
-own ``lr`` (discriminative fine-tuning). A job that compiles its model (``training.speed.compile``)
+Groups may set their own ``lr`` (discriminative fine-tuning) and the other options torch's
+update takes as they are (betas, eps, weight decay, maximize); ``amsgrad``, which needs state
+this class does not keep, is refused. A job that compiles its model (``training.speed.compile``)
 imports ``torch._dynamo`` anyway; the update is the same.
 """
 
@@ -59,6 +60,9 @@ class Adam:
             unknown = set(group) - set(_DEFAULTS) - {"params"}
             if unknown:
                 raise ValueError(f"unsupported Adam option(s) {sorted(unknown)}")
+            if group.get("amsgrad"):
+                raise ValueError("unsupported Adam option amsgrad=True (its running maximum "
+                                 "of the second moment is not kept)")
             self.param_groups.append(self.defaults | group | {"params": params_})
 
     def zero_grad(self, set_to_none: bool = True) -> None:
