@@ -23,8 +23,9 @@ ARCHS = ["resnet1d18", "gru"]
 TRAINING = ("pretrain", "finetune", "train_scratch")
 # Every job of one dataset's data stage, as the rules name them.
 DATA_PER_DATASET = {"make_demo_archive": 1, "download": 1, "extract": 1}
-# A dataset whose index re-runs: the index job and its one shard part (parts: 1).
-INDEX_PER_DATASET = {"index_dataset": 1, "make_shard": 1}
+# A dataset whose records are read again: its archive extracted again (the extracted folder is
+# temporary, deleted once the study was built), the index job and its one shard part (parts: 1).
+INDEX_PER_DATASET = {"extract": 1, "index_dataset": 1, "make_shard": 1}
 # The tables, the convergence figure of each downstream dataset (georgia, ptb), and the results
 REPORTS = {"aggregate": 1, "plot_curves": 2, "results": 1}
 # The tables, the figure of the one downstream dataset a change touches, and the results
@@ -89,10 +90,11 @@ ROWS = {
     "epochs of scratch training": (_set("training.scratch.epochs", 2),
                                    {"train_scratch": 4, **keep(2), **SCRATCH_SIZE, **ROBUST,
                                     **REPORTS}),
-    # scaling is applied per shard part: the index stays, ptb's one part is rewritten
+    # scaling is applied per shard part, which reads the records again: the temporary extracted
+    # folder comes back, and with it the index (the same split), then ptb's one part
     "a preprocessing parameter of one dataset (per part)": (
         _set("datasets.ptb.preprocess.scaling", "minmax"),
-        {"make_shard": 1, "finetune": 2, "train_scratch": 2, **keep(2), **MELEP_ONE,
+        {**INDEX_PER_DATASET, "finetune": 2, "train_scratch": 2, **keep(2), **MELEP_ONE,
          **ROBUST_ONE, **REPORTS_ONE}),
     # the split is decided by the index
     "a split parameter of one dataset (index)": (
@@ -185,6 +187,14 @@ def test_only_the_models_a_later_job_reads_stay_on_disk(study):
     assert len(list((results / "finetune").rglob("predictions.npz"))) == 4
 
 
+def test_the_extracted_records_do_not_stay_on_disk(study):
+    # each dataset's verified archive stays, the source of any later extraction...
+    archives = sorted(p.name for p in (study / "resources" / "downloads").glob("*.archive"))
+    assert archives == ["georgia.archive", "ptb.archive", "ptbxl.archive"]
+    # ...and its extracted folder, temporary, is gone once its index and shard parts are written
+    assert list((study / "resources" / "raw").glob("*")) == []
+
+
 # ------------------------------------------------------------------------------------------
 # Package code as a rerun trigger
 #
@@ -214,9 +224,9 @@ CODE_ROWS = {
     "metrics.py": {"pretrain": 2, "finetune": 4, "train_scratch": 4, **keep(4), **SIZES,
                    **MELEP, **ROBUST, **REPORTS},
     # every dataset's index and shard (ptbxl, georgia, ptb) and everything after them
-    "shards.py": {"index_dataset": 3, "make_shard": 3, "pretrain": 2, "finetune": 4,
+    "shards.py": {"extract": 3, "index_dataset": 3, "make_shard": 3, "pretrain": 2, "finetune": 4,
                   "train_scratch": 4, **keep(4), **SIZES, **MELEP, **ROBUST, **REPORTS},
-    "prepare.py": {"index_dataset": 3, "make_shard": 3, "pretrain": 2, "finetune": 4,
+    "prepare.py": {"extract": 3, "index_dataset": 3, "make_shard": 3, "pretrain": 2, "finetune": 4,
                    "train_scratch": 4, **keep(4), **SIZES, **MELEP, **ROBUST, **REPORTS},
     # A reader re-runs only its own datasets' data stages and what is trained on them: the
     # training stage's code does not include the readers, nor does another dataset's data stage.

@@ -38,11 +38,14 @@ rule download:
         "../scripts/download.py"
 
 
+# The extracted folder is temporary: once every index and shard job that reads it is done,
+# Snakemake deletes it (the verified archive stays; the full study's folders take GBs). A later
+# change that re-reads the records extracts it again (docs/reruns.md); `--notemp` keeps it.
 rule extract:
     input:
         rules.download.output,
     output:
-        directory("resources/raw/{dataset}"),
+        temp(directory("resources/raw/{dataset}")),
     conda:
         "../../envs/study.yaml"
     log:
@@ -60,7 +63,8 @@ rule index_dataset:
         csv="results/index/{dataset}.csv",
         meta="results/index/{dataset}.json",
     params:
-        # scaling is applied by make_shard: changing it re-runs the parts, not the index
+        # scaling is applied by make_shard, not here (a change still re-runs the index once
+        # the extracted folder is gone: the parts need it again, see extract)
         preprocess=index_preprocess_params,
         split=split_params,
         parts=shard_parts,
