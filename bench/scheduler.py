@@ -54,6 +54,8 @@ def run(include: bool, jobs: int, cores: int, seconds: float) -> tuple[float, fl
         after = os.times()
         if out.returncode != 0:
             raise SystemExit(f"snakemake failed:\n{out.stderr}")
+        if len(list((workdir / "out").iterdir())) != jobs:
+            raise SystemExit(f"not every job wrote its output:\n{out.stderr}")
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system)
     return wall, cpu, len(re.findall(r"^Ready jobs: \d+", out.stderr, re.M))
