@@ -12,17 +12,20 @@
 # One pending wake-up does the same work: a pass that still finds jobs waiting starts the next,
 # so the rate limiter is still re-checked every timespan. Jobs that finish or fail wake the loop
 # themselves, as before. The timer is a daemon thread, so Snakemake's exit does not wait up to a
-# timespan for it. Where Snakemake has no such method (another version), nothing is changed.
-# tests/test_scheduler.py checks both the cut and that Snakemake still needs it.
+# timespan for it. Where Snakemake has no such module or method (another version), nothing is
+# changed. tests/test_scheduler.py checks both the cut and that Snakemake still needs it.
+import importlib
 import threading
 import time
 
-from snakemake.scheduling import job_scheduler
 
-
-def _one_pending_wakeup(scheduler_class):
+def _one_pending_wakeup(module_name, class_name):
     """Replace the scheduler's `_schedule_reevalutation(delay)` (Snakemake's spelling) by one that
     starts no timer while another is due no later than the one asked for."""
+    try:
+        scheduler_class = getattr(importlib.import_module(module_name), class_name, None)
+    except ImportError:
+        return
     if not callable(getattr(scheduler_class, "_schedule_reevalutation", None)):
         return
     if getattr(scheduler_class, "_ecg_transfer_one_wakeup", False):
@@ -51,4 +54,4 @@ def _one_pending_wakeup(scheduler_class):
     scheduler_class._ecg_transfer_one_wakeup = True
 
 
-_one_pending_wakeup(job_scheduler.JobScheduler)
+_one_pending_wakeup("snakemake.scheduling.job_scheduler", "JobScheduler")
